@@ -1,0 +1,173 @@
+"""Where the bearer token comes from: the user, or the anonymous-token flow."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from nemo_sync._credentials import CredentialStore, StoredCredentials
+from nemo_sync._filelock import file_lock
+from nemo_sync.errors import MissingClientIdError, RateLimitError
+
+logger = logging.getLogger("nemo_sync")
+
+ANONYMOUS_TOKEN_LIFETIME = 7 * 24 * 3600.0
+# Fetch a new token this long before the old one expires, so no call meets the expiry.
+REFRESH_MARGIN = 600.0
+
+# (client_id) -> (token, expires_at or None); performed by the transport.
+TokenFetcher = Callable[[str], Awaitable[tuple[str, float | None]]]
+
+
+class Auth(Protocol):
+    """A source of bearer tokens."""
+
+    @property
+    def anonymous(self) -> bool:
+        """True when the SDK made the token (and may replace it)."""
+        ...
+
+    async def token(self) -> str:
+        """A token to send now."""
+        ...
+
+    async def invalidate(self, token: str) -> None:
+        """The service rejected ``token`` (1001)."""
+        ...
+
+
+class StaticTokenAuth:
+    """A token given by the user: used as is, never swapped."""
+
+    anonymous = False
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def token(self) -> str:
+        return self._token
+
+    async def invalidate(self, token: str) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "StaticTokenAuth(token='***')"
+
+
+def expiry_from(data: Any, now: float) -> float:
+    """When an anonymous token expires: ``expires_at``/``expires_in`` if given, else in 7 days."""
+    if isinstance(data, dict):
+        at = data.get("expires_at") or data.get("expiresAt") or data.get("expire_at")
+        if isinstance(at, (int, float)) and not isinstance(at, bool):
+            # Milliseconds are common in this API family; seconds since 2001 are > 1e9.
+            return float(at) / 1000.0 if at > 1e12 else float(at)
+        if isinstance(at, str):
+            try:
+                return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                pass
+        within = data.get("expires_in") or data.get("expiresIn")
+        if isinstance(within, (int, float)) and not isinstance(within, bool):
+            return now + float(within)
+    return now + ANONYMOUS_TOKEN_LIFETIME
+
+
+class AnonymousAuth:
+    """The anonymous-token flow, with the credentials shared by every process on the machine.
+
+    One refresh runs at a time in a process (an asyncio lock) and across processes (a file
+    lock around read-check-fetch-write), so two processes starting together end up with one
+    token between them, and the one-token-per-client-id-per-7-days limit is never burned.
+    """
+
+    anonymous = True
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        fetch: TokenFetcher,
+        *,
+        client_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._fetch = fetch
+        self._client_id = client_id
+        self._clock = clock
+        self._current: StoredCredentials | None = None
+        self._rejected: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"AnonymousAuth(home={str(self._store.home)!r})"
+
+    @property
+    def client_id(self) -> str | None:
+        """The client id in use, once known."""
+        return self._current.client_id if self._current else self._client_id
+
+    async def token(self) -> str:
+        current = self._current
+        if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
+            return current.token
+        async with self._lock:
+            current = self._current
+            if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
+                return current.token
+            async with file_lock(self._store.lock_path):
+                return await self._load_or_fetch()
+
+    async def _load_or_fetch(self) -> str:
+        now = self._clock()
+        stored = self._store.load()
+        if self._client_id and stored and stored.client_id != self._client_id:
+            stored = None  # the user asked for another identity
+        if (
+            stored
+            and stored.token
+            and stored.token not in self._rejected
+            and stored.valid_at(now, REFRESH_MARGIN)
+        ):
+            self._current = stored
+            return stored.token
+        client_id = self._client_id or (stored.client_id if stored else None) or str(uuid.uuid4())
+        try:
+            client_id, token, expires_at = await self._fetch_with_client_id(client_id)
+        except RateLimitError:
+            # Refreshing early can meet the one-per-7-days limit: the old token still works.
+            if stored and stored.token not in self._rejected and stored.valid_at(now):
+                logger.debug("early token refresh rate limited; keeping the current token")
+                self._current = stored
+                assert stored.token is not None  # valid_at() checked it
+                return stored.token
+            raise
+        fresh = StoredCredentials(client_id=client_id, token=token, expires_at=expires_at)
+        self._store.save(fresh)
+        self._current = fresh
+        logger.debug("stored a new anonymous token (expires at %s)", expires_at)
+        return token
+
+    async def _fetch_with_client_id(self, client_id: str) -> tuple[str, str, float | None]:
+        """(client id that got the token, token, expiry)."""
+        try:
+            return (client_id, *await self._fetch(client_id))
+        except MissingClientIdError:
+            # The contract: make a (new) client id and retry, once.
+            fresh_id = str(uuid.uuid4())
+            logger.debug("service asked for a client id; retrying with a new one")
+            return (fresh_id, *await self._fetch(fresh_id))
+
+    async def invalidate(self, token: str) -> None:
+        self._rejected.add(token)
+        async with self._lock:
+            if self._current and self._current.token == token:
+                self._current = None
+            async with file_lock(self._store.lock_path):
+                stored = self._store.load()
+                if stored and stored.token == token:
+                    self._store.save(StoredCredentials(client_id=stored.client_id))

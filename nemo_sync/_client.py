@@ -1,0 +1,188 @@
+"""NemoClient: the entry point of the SDK."""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from nemo_sync._auth import AnonymousAuth, Auth, StaticTokenAuth, expiry_from
+from nemo_sync._credentials import CredentialStore
+from nemo_sync._envelope import pick, require_object
+from nemo_sync._logging import configure_from_env
+from nemo_sync._models import Credits
+from nemo_sync._session import Session
+from nemo_sync._settings import detect_platform, resolve_base_url, resolve_home
+from nemo_sync._transport import Transport
+from nemo_sync.errors import ClientClosedError, ConfigurationError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class NemoClient:
+    """An async client of the NemoVideo agent API.
+
+    Use it as an async context manager (or call :meth:`aclose`)::
+
+        async with nemo_sync.NemoClient() as nemo:
+            print(await nemo.credits())
+            session = await nemo.create_session()
+
+    Settings come from the argument, else the environment, else a default: ``base_url``
+    (``NEMO_BASE_URL``), ``token`` (``NEMO_TOKEN``; without one the SDK gets an anonymous
+    token and keeps it in ``credentials.json`` under ``home``), ``home`` (``NEMO_HOME``).
+
+    Args:
+        base_url: The API's URL (point it at an ``Emulator``'s ``url`` in tests).
+        token: A bearer token. Used as is, never replaced.
+        client_id: The anonymous client id to use (one is made and saved when not given).
+        platform: The ``X-Skill-Platform`` value: ``clawhub``, ``cursor`` or ``unknown``.
+        home: Folder for credentials and the render job store.
+        timeout: Seconds for an ordinary request (uploads, chat and downloads have their own).
+        max_retries: Retries of transient faults on idempotent calls.
+        max_connections: Size of the connection pool.
+
+    Raises:
+        ConfigurationError: when a setting is invalid.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        client_id: str | None = None,
+        platform: str | None = None,
+        home: str | os.PathLike[str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        max_connections: int = 100,
+    ) -> None:
+        configure_from_env()
+        if max_retries < 0:
+            raise ConfigurationError(f"max_retries must be 0 or more; got {max_retries}")
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout must be positive seconds; got {timeout}")
+        self._home = resolve_home(home)
+        self._transport = Transport(
+            base_url=resolve_base_url(base_url),
+            platform=detect_platform(platform),
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 30.0)),
+            max_retries=max_retries,
+            max_connections=max_connections,
+        )
+        given = token if token is not None else os.environ.get("NEMO_TOKEN")
+        auth: Auth
+        if given:
+            auth = StaticTokenAuth(given)
+        else:
+            auth = AnonymousAuth(
+                CredentialStore(self._home), self._fetch_anonymous_token, client_id=client_id
+            )
+        self._transport.auth = auth
+        self._auth = auth
+        self._state = _State.OPEN
+
+    def __repr__(self) -> str:
+        kind = "anonymous" if self._auth.anonymous else "token"
+        return f"NemoClient(base_url={str(self.base_url)!r}, auth={kind!r})"
+
+    async def __aenter__(self) -> NemoClient:
+        self._ensure_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool. The client cannot be used afterwards."""
+        self._state = _State.CLOSED
+        await self._transport.close()
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL."""
+        return str(self._transport.base_url)
+
+    @property
+    def home(self) -> Path:
+        """The folder holding credentials and the render job store."""
+        return self._home
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._state is _State.CLOSED
+
+    def _ensure_open(self) -> Transport:
+        if self._state is _State.CLOSED:
+            raise ClientClosedError(
+                "This NemoClient is closed; make a new one (async with NemoClient() as nemo: ...)"
+            )
+        return self._transport
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self._ensure_open().request(method, path, **kwargs)
+
+    async def _fetch_anonymous_token(self, client_id: str) -> tuple[str, float | None]:
+        endpoint = "POST /api/auth/anonymous-token"
+        data = await self._request(
+            "POST",
+            "/api/auth/anonymous-token",
+            headers={"X-Client-Id": client_id},
+            authenticated=False,
+        )
+        obj = require_object(data, endpoint)
+        token = pick(obj, "token", "access_token", endpoint=endpoint)
+        return token, expiry_from(dict(obj), time.time())
+
+    async def credits(self) -> Credits:
+        """The credit balance of the account behind the token.
+
+        Returns:
+            ``Credits(available, frozen, total)``.
+        """
+        data = await self._request("GET", "/api/credits/balance/simple")
+        return Credits.from_data(data, "GET /api/credits/balance/simple")
+
+    async def create_session(self, language: str = "") -> Session:
+        """Start a new editing session (it keeps the timeline between chat turns).
+
+        Args:
+            language: The reply language the agent should use ("" lets it choose).
+        """
+        from nemo_sync._session import Session
+
+        path = "/api/tasks/me/with-session/nemo_agent"
+        data = await self._request(
+            "POST", path, json={"task_name": "project", "language": language}
+        )
+        return Session.from_data(self, data, f"POST {path}")
+
+    def session(self, session_id: str) -> Session:
+        """Attach to an existing session by id, without a request.
+
+        Raises:
+            ConfigurationError: when ``session_id`` is empty.
+        """
+        if not session_id or not session_id.strip():
+            raise ConfigurationError("session_id must be a non-empty string")
+        self._ensure_open()
+        return Session(self, session_id.strip())

@@ -1,0 +1,232 @@
+"""Reading a reply: the ``{code, message, data}`` envelope and the error it may carry."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from nemo_sync._retry import parse_retry_after
+from nemo_sync.errors import (
+    APIError,
+    APIResponseError,
+    AuthenticationError,
+    ExportBlockedError,
+    FileTooLargeError,
+    InsufficientCreditsError,
+    MissingClientIdError,
+    RateLimitError,
+    ServerError,
+    SessionNotFoundError,
+    UnsupportedFileError,
+)
+
+SUPPORTED_FORMATS = (
+    "mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac",
+)  # fmt: skip
+
+_BIND_URL = re.compile(r"https?://\S*[?&]bind=\S+")
+_TAGS = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"\s+")
+
+
+def _snippet(body: bytes, limit: int = 160) -> str:
+    """A short, readable excerpt of a non-JSON body (an HTML error page, say)."""
+    text = body.decode("utf-8", errors="replace")
+    if "<" in text and ">" in text:
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else _TAGS.sub(" ", text)
+    text = _SPACES.sub(" ", text).strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _find_bind_url(message: str, data: Any) -> str | None:
+    if isinstance(data, Mapping):
+        for key in ("bind_url", "bindUrl", "register_url", "registration_url"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value
+    found = _BIND_URL.search(message)
+    return found.group(0) if found else None
+
+
+def map_error(
+    *,
+    status: int,
+    code: int | None,
+    message: str,
+    data: Any,
+    headers: Mapping[str, str],
+    endpoint: str,
+    request_id: str | None,
+) -> APIError:
+    """The typed error for a failed reply. The code wins over the status when both are given."""
+    common: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "request_id": request_id,
+        "endpoint": endpoint,
+    }
+    if code == 1001 or (code is None and status == 401):
+        return AuthenticationError(
+            "The token is bad or expired. Pass a fresh token, or unset NEMO_TOKEN to let the "
+            f"SDK use an anonymous one. Server said: {message or 'unauthorized'}",
+            **common,
+        )
+    if code == 1002:
+        return SessionNotFoundError(
+            "The session was not found (expired or never created). "
+            "Start a new one with create_session().",
+            **common,
+        )
+    if code == 2001:
+        bind_url = _find_bind_url(message, data)
+        hint = (
+            f"Register to get more credits: {bind_url}"
+            if bind_url
+            else "Top up credits in your account."
+        )
+        return InsufficientCreditsError(f"Not enough credits. {hint}", bind_url=bind_url, **common)
+    if code == 4001:
+        return UnsupportedFileError(
+            "The service does not accept this file's format. Supported formats: "
+            + ", ".join(SUPPORTED_FORMATS)
+            + ".",
+            supported=SUPPORTED_FORMATS,
+            **common,
+        )
+    if code == 4002:
+        return FileTooLargeError(
+            "The file is too large for the service (500 MB at most). "
+            "Compress it or trim it, then upload again.",
+            limit=500 * 1024 * 1024,
+            **common,
+        )
+    if status == 402:
+        return ExportBlockedError(
+            "Register or upgrade your plan to unlock export (this is the plan, not credits).",
+            **common,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(headers)
+        wait = f" Retry after {retry_after:.0f} s." if retry_after is not None else ""
+        return RateLimitError(
+            f"Rate limited by the service.{wait} Anonymous tokens are limited to one per client "
+            "id per 7 days: keep NEMO_HOME between runs so the saved token is reused.",
+            retry_after=retry_after,
+            **common,
+        )
+    if status == 400 and "client" in message.lower() and "id" in message.lower():
+        return MissingClientIdError(f"The service wants an X-Client-Id header: {message}", **common)
+    if status >= 500:
+        return ServerError(
+            f"The service failed ({message or 'no details'}). Try again in a moment.", **common
+        )
+    return APIError(message or f"The service answered HTTP {status}.", **common)
+
+
+def parse_reply(
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    endpoint: str,
+) -> Any:
+    """The ``data`` of a successful reply; raises the typed error of a failed one.
+
+    Raises:
+        APIError: (a subclass) when the status or the envelope's code says the call failed.
+        APIResponseError: when a successful status comes with a reply that is not the envelope.
+    """
+    request_id = headers.get("X-Request-Id") or headers.get("x-request-id")
+    try:
+        payload: Any = json.loads(body) if body.strip() else None
+    except ValueError:
+        payload = None
+        if status < 400:
+            raise APIResponseError(
+                f"expected a JSON reply, got {_snippet(body)!r}",
+                endpoint=endpoint,
+                body=_snippet(body),
+            ) from None
+    if status >= 400 and not isinstance(payload, Mapping):
+        # A proxy's HTML page or an empty body: the status is all there is.
+        message = _snippet(body) if body.strip() else ""
+        raise map_error(
+            status=status,
+            code=None,
+            message=message,
+            data=None,
+            headers=headers,
+            endpoint=endpoint,
+            request_id=request_id,
+        )
+    if not isinstance(payload, Mapping):
+        raise APIResponseError(
+            f"expected a JSON object with code/message/data, got {type(payload).__name__}",
+            endpoint=endpoint,
+        )
+    raw_code = payload.get("code", 0)
+    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+    if code is None and isinstance(raw_code, str) and raw_code.lstrip("-").isdigit():
+        code = int(raw_code)
+    message = payload.get("message") or payload.get("msg") or ""
+    message = message if isinstance(message, str) else str(message)
+    data = payload.get("data")
+    if status >= 400 or (code is not None and code != 0):
+        raise map_error(
+            status=status,
+            code=code if code != 0 else None,
+            message=message,
+            data=data,
+            headers=headers,
+            endpoint=endpoint,
+            request_id=request_id,
+        )
+    if "code" not in payload and "data" not in payload:
+        # Tolerate a bare object: some endpoints may skip the envelope.
+        return dict(payload)
+    return data
+
+
+def require_object(data: Any, endpoint: str) -> Mapping[str, Any]:
+    """``data`` as an object, or an APIResponseError naming the endpoint."""
+    if not isinstance(data, Mapping):
+        raise APIResponseError(
+            f"expected 'data' to be an object, got {type(data).__name__}", endpoint=endpoint
+        )
+    return data
+
+
+def pick(
+    data: Mapping[str, Any],
+    *names: str,
+    endpoint: str,
+    kind: type | tuple[type, ...] = str,
+) -> Any:
+    """The first of ``names`` present in ``data`` (aliases), checked against ``kind``.
+
+    Raises:
+        APIResponseError: when none is present or the value has the wrong type.
+    """
+    for name in names:
+        if name in data and data[name] is not None:
+            value = data[name]
+            if isinstance(value, bool) and kind in (int, float, (int, float)):
+                break
+            if not isinstance(value, kind):
+                raise APIResponseError(
+                    f"'data.{name}' should be {_kind_name(kind)}, got {type(value).__name__}",
+                    endpoint=endpoint,
+                )
+            return value
+    raise APIResponseError(
+        f"the reply has no {' / '.join('data.' + n for n in names)}", endpoint=endpoint
+    )
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    if isinstance(kind, tuple):
+        return " or ".join(k.__name__ for k in kind)
+    return kind.__name__

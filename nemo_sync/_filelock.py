@@ -1,0 +1,73 @@
+"""A cross-process advisory lock on a file, usable from asyncio without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from nemo_sync.errors import ConfigurationError
+
+_POLL_SECONDS = 0.02
+
+
+def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    if sys.platform == "win32":  # pragma: no cover
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@asynccontextmanager
+async def file_lock(path: Path, *, timeout: float = 60.0) -> AsyncIterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block.
+
+    The lock is released when the process dies, so a crash never leaves it stuck.
+
+    Raises:
+        ConfigurationError: when the lock is not had within ``timeout`` seconds.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        # Polling keeps the event loop free; flock has no async form.
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                raise ConfigurationError(
+                    f"could not lock {path} within {timeout:.0f} s: another nemo-sync process "
+                    "holds it; if none runs, delete the file"
+                )
+            await asyncio.sleep(_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)

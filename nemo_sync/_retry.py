@@ -1,0 +1,140 @@
+"""When a failed call is tried again, and how long to wait first.
+
+Decisions come from the exception (the approach of hynek/stamina): each kind of failure has its
+own budget per call, so a 429 followed by a 1001 gets one retry each, not a shared count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Mapping
+
+import attrs
+
+from nemo_sync.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    RateLimitError,
+    ServerError,
+    StreamInterruptedError,
+)
+
+logger = logging.getLogger("nemo_sync")
+
+RETRY_AFTER_CAP = 60.0
+RETRY_AFTER_DEFAULT = 30.0
+BACKOFF_START = 0.5
+BACKOFF_CAP = 8.0
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class _Waits:
+    """The testing switch: when off, waits are recorded instead of slept."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.recorded: list[float] = []
+
+
+WAITS = _Waits()
+
+
+async def sleep(seconds: float) -> None:
+    """Sleep for a retry wait, unless waits are turned off for tests."""
+    if WAITS.enabled:
+        await asyncio.sleep(seconds)
+    else:
+        WAITS.recorded.append(seconds)
+        await asyncio.sleep(0)
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, ``Retry-After`` seconds, or an HTTP date."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ... capped at 8 s."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_START * (2**attempt))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+@attrs.define
+class RetryBudget:
+    """What one call may still retry, and what the next wait is."""
+
+    method: str
+    max_retries: int
+    anonymous_auth: bool
+    replayable: bool = True
+    rate_limited: int = 0
+    reauthed: int = 0
+    transient: int = 0
+    next_wait: float = 0.0
+    token_used: str | None = None
+
+    def plan(self, exc: BaseException) -> float | None:
+        """The wait before retrying after ``exc``, or None when it must not be retried."""
+        if not self.replayable:
+            return None
+        if isinstance(exc, RateLimitError):
+            if self.rate_limited >= 1:
+                return None
+            self.rate_limited += 1
+            wait = exc.retry_after if exc.retry_after is not None else RETRY_AFTER_DEFAULT
+            return min(wait, RETRY_AFTER_CAP)
+        if isinstance(exc, AuthenticationError):
+            # Only the SDK's own anonymous token may be swapped; a user's token is theirs.
+            if not self.anonymous_auth or self.reauthed >= 1 or self.token_used is None:
+                return None
+            self.reauthed += 1
+            return 0.0
+        if isinstance(exc, StreamInterruptedError):
+            return None
+        idempotent = self.method in IDEMPOTENT_METHODS
+        if isinstance(exc, APIConnectionError):
+            # A POST that may have reached the server is never replayed.
+            if not idempotent and exc.request_sent:
+                return None
+        elif isinstance(exc, ServerError):
+            if not idempotent or exc.status not in TRANSIENT_STATUSES:
+                return None
+        else:
+            return None
+        if self.transient >= self.max_retries:
+            return None
+        wait = backoff(self.transient)
+        self.transient += 1
+        return wait
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """tenacity's ``retry`` predicate: plan the retry and remember its wait."""
+        wait = self.plan(exc)
+        if wait is None:
+            return False
+        self.next_wait = wait
+        return True

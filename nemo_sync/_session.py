@@ -1,0 +1,63 @@
+"""Session: one editing session (its timeline persists between chat turns)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nemo_sync._envelope import pick, require_object
+
+if TYPE_CHECKING:
+    from nemo_sync._client import NemoClient
+
+
+class Session:
+    """An editing session on the service, bound to a client.
+
+    Made by :meth:`NemoClient.create_session` or :meth:`NemoClient.session`.
+
+    Attributes:
+        id: The session id.
+        bind_url: The registration link the service gave with the session, if any.
+        raw: The reply that created the session (empty when attached by id).
+    """
+
+    def __init__(
+        self,
+        client: NemoClient,
+        session_id: str,
+        *,
+        bind_url: str | None = None,
+        raw: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._client = client
+        self.id = session_id
+        self.bind_url = bind_url
+        self.raw: Mapping[str, Any] = raw or {}
+
+    def __repr__(self) -> str:
+        return f"Session(id={self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Session) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def client(self) -> NemoClient:
+        """The client this session talks through."""
+        return self._client
+
+    @classmethod
+    def from_data(cls, client: NemoClient, data: Any, endpoint: str) -> Session:
+        """Build a session from the create-session reply (``session_id``/``id``/``sessionId``)."""
+        obj = require_object(data, endpoint)
+        session_id = pick(obj, "session_id", "sessionId", "id", endpoint=endpoint, kind=(str, int))
+        bind_url = obj.get("bind_url") or obj.get("bindUrl")
+        return cls(
+            client,
+            str(session_id),
+            bind_url=bind_url if isinstance(bind_url, str) else None,
+            raw=dict(obj),
+        )

@@ -1,0 +1,313 @@
+"""The one path every request takes: headers, auth, timeouts, envelope, errors, retries, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform as _platform
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
+from yarl import URL
+
+from nemo_sync._auth import Auth
+from nemo_sync._envelope import parse_reply
+from nemo_sync._retry import RetryBudget, sleep
+from nemo_sync._settings import SKILL_SOURCE, SKILL_VERSION
+from nemo_sync._version import __version__
+from nemo_sync.errors import (
+    APIConnectionError,
+    APIResponseError,
+    APITimeoutError,
+    AuthenticationError,
+    NemoError,
+)
+
+logger = logging.getLogger("nemo_sync")
+
+USER_AGENT = (
+    f"nemo-sync/{__version__} aiohttp/{aiohttp.__version__} python/{_platform.python_version()}"
+)
+
+# Builds a fresh request body for each attempt (a retried upload reopens its file).
+BodyFactory = Callable[[], Any]
+
+
+def _connection_error(exc: BaseException, endpoint: str) -> APIConnectionError:
+    """Our error for an aiohttp/asyncio failure; ``request_sent`` says if it may have arrived."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return APITimeoutError(
+            f"{endpoint} timed out. The service may be slow; try again, or raise the timeout.",
+            endpoint=endpoint,
+        )
+    sent = not isinstance(exc, aiohttp.ClientConnectorError)
+    what = "could not connect" if not sent else "lost the connection"
+    return APIConnectionError(
+        f"{endpoint}: {what} ({type(exc).__name__}: {exc}). Check the network and base_url; "
+        "the emulator (nemo-sync --local) works offline.",
+        endpoint=endpoint,
+        request_sent=sent,
+    )
+
+
+class Transport:
+    """Sends requests to the API. Owns the aiohttp session (and so the connection pool)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: URL,
+        platform: str,
+        timeout: aiohttp.ClientTimeout,
+        max_retries: int,
+        auth: Auth | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.base_url = base_url
+        self.platform = platform
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.auth: Auth | None = auth
+        self._max_connections = max_connections
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The aiohttp session, made on first use (it must be made inside a running loop)."""
+        if self._http is None or self._http.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections)
+            self._http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self.timeout,
+                # Redirects are followed by hand nowhere; never forward the bearer elsewhere.
+                auto_decompress=True,
+            )
+        return self._http
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._http is not None and not self._http.closed:
+            await self._http.close()
+        self._http = None
+
+    def url(self, path: str) -> URL:
+        """The absolute URL of an API path."""
+        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
+
+    def base_headers(self) -> dict[str, str]:
+        """Attribution headers and User-Agent, sent on every request."""
+        return {
+            "X-Skill-Source": SKILL_SOURCE,
+            "X-Skill-Version": SKILL_VERSION,
+            "X-Skill-Platform": self.platform,
+            "User-Agent": USER_AGENT,
+        }
+
+    def is_api_host(self, url: URL) -> bool:
+        """Whether ``url`` is on the API's own origin (where the token may go)."""
+        return (
+            url.scheme == self.base_url.scheme
+            and url.host == self.base_url.host
+            and url.port == self.base_url.port
+        )
+
+    def _retrying(self, budget: RetryBudget) -> AsyncRetrying:
+        async def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            logger.debug(
+                "retrying %s in %.2f s after %s (attempt %d)",
+                budget.method,
+                budget.next_wait,
+                type(exc).__name__,
+                state.attempt_number + 1,
+            )
+            if isinstance(exc, AuthenticationError) and self.auth and budget.token_used:
+                await self.auth.invalidate(budget.token_used)
+
+        return AsyncRetrying(
+            retry=retry_if_exception(budget.should_retry),
+            wait=lambda _state: budget.next_wait,
+            stop=stop_never,  # the budget decides when to stop
+            before_sleep=before_sleep,
+            sleep=sleep,
+            reraise=True,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        body: BodyFactory | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        timeout: aiohttp.ClientTimeout | None = None,
+        replayable: bool = True,
+    ) -> Any:
+        """Make one API call (retried as its failure allows) and return the envelope's data.
+
+        Raises:
+            APIError: (a subclass) for errors the service reported.
+            APIConnectionError: when the request could not complete.
+            APIResponseError: when the reply breaks the contract.
+        """
+        budget = RetryBudget(
+            method=method,
+            max_retries=self.max_retries,
+            anonymous_auth=bool(self.auth and self.auth.anonymous),
+            replayable=replayable,
+        )
+        async for attempt in self._retrying(budget):
+            with attempt:
+                return await self._once(
+                    method,
+                    path,
+                    budget,
+                    json=json,
+                    body=body,
+                    params=params,
+                    headers=headers,
+                    authenticated=authenticated,
+                    timeout=timeout,
+                )
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _headers(
+        self, budget: RetryBudget, extra: Mapping[str, str] | None, authenticated: bool
+    ) -> dict[str, str]:
+        headers = self.base_headers()
+        if extra:
+            headers.update(extra)
+        if authenticated:
+            if self.auth is None:
+                raise NemoError("internal: an authenticated call without an auth source")
+            token = await self.auth.token()
+            budget.token_used = token
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        budget: RetryBudget,
+        *,
+        json: Any,
+        body: BodyFactory | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        authenticated: bool,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> Any:
+        endpoint = f"{method} {path}"
+        sent_headers = await self._headers(budget, headers, authenticated)
+        started = time.perf_counter()
+        status = 0
+        try:
+            async with self.http.request(
+                method,
+                self.url(path),
+                json=json,
+                data=body() if body is not None else None,
+                params=params,
+                headers=sent_headers,
+                timeout=timeout or self.timeout,
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                raw = await resp.read()
+                reply_headers = resp.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            logger.debug("%s failed after %.0f ms: %s", endpoint, _ms(started), type(exc).__name__)
+            raise _connection_error(exc, endpoint) from exc
+        request_id = reply_headers.get("X-Request-Id")
+        logger.debug(
+            "%s -> %d in %.0f ms (request id %s)", endpoint, status, _ms(started), request_id
+        )
+        return parse_reply(status=status, headers=reply_headers, body=raw, endpoint=endpoint)
+
+    async def open_stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Open a streaming reply (Server-Sent Events). The caller must release it.
+
+        Only failures that prove the request was not processed are retried (connect failure,
+        429, a rejected anonymous token): a chat message is never sent twice.
+
+        Raises:
+            APIError: when the service answers with an error instead of a stream.
+        """
+        budget = RetryBudget(
+            method=method,
+            max_retries=self.max_retries,
+            anonymous_auth=bool(self.auth and self.auth.anonymous),
+        )
+        async for attempt in self._retrying(budget):
+            with attempt:
+                return await self._open_stream_once(
+                    method, path, budget, json=json, headers=headers, timeout=timeout
+                )
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _open_stream_once(
+        self,
+        method: str,
+        path: str,
+        budget: RetryBudget,
+        *,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        endpoint = f"{method} {path}"
+        sent_headers = await self._headers(budget, headers, authenticated=True)
+        started = time.perf_counter()
+        try:
+            resp = await self.http.request(
+                method,
+                self.url(path),
+                json=json,
+                headers=sent_headers,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _connection_error(exc, endpoint) from exc
+        content_type = resp.headers.get("Content-Type", "")
+        logger.debug(
+            "%s -> %d (%s) in %.0f ms (request id %s)",
+            endpoint,
+            resp.status,
+            content_type.split(";")[0] or "no type",
+            _ms(started),
+            resp.headers.get("X-Request-Id"),
+        )
+        if resp.status < 400 and content_type.startswith("text/event-stream"):
+            return resp
+        try:
+            raw = await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _connection_error(exc, endpoint) from exc
+        finally:
+            resp.release()
+        data = parse_reply(status=resp.status, headers=resp.headers, body=raw, endpoint=endpoint)
+        raise APIResponseError(
+            f"expected an event stream (text/event-stream), got {content_type or 'no type'}"
+            f" with data of type {type(data).__name__}",
+            endpoint=endpoint,
+        )
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
