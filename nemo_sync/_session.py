@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nemo_sync._envelope import pick, require_object
+from nemo_sync._models import SessionState
 
 if TYPE_CHECKING:
     from nemo_sync._client import NemoClient
@@ -61,3 +62,20 @@ class Session:
             bind_url=bind_url if isinstance(bind_url, str) else None,
             raw=dict(obj),
         )
+
+    @property
+    def _state_path(self) -> str:
+        return f"/api/state/nemo_agent/me/{self.id}/latest"
+
+    async def state(self) -> SessionState:
+        """The session's current timeline (draft) and media.
+
+        Returns:
+            ``SessionState(draft, media, raw)``; ``draft`` is a :class:`nemo_sync.Draft`.
+
+        Raises:
+            SessionNotFoundError: when the session no longer exists.
+        """
+        path = self._state_path
+        data = await self._client._request("GET", path)
+        return SessionState.from_data(data, f"GET {path}")
