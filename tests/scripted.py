@@ -25,8 +25,14 @@ class Seen:
     body: bytes
 
 
-def envelope(data: Any = None, *, code: int = 0, message: str = "ok", status: int = 200,
-             headers: dict[str, str] | None = None) -> web.Response:
+def envelope(
+    data: Any = None,
+    *,
+    code: int = 0,
+    message: str = "ok",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     """A JSON reply in the API's envelope."""
     return web.json_response(
         {"code": code, "message": message, "data": data}, status=status, headers=headers
@@ -51,6 +57,7 @@ class ScriptedServer:
     def reply(self, method: str, path: str, *responses: Callable[[], web.StreamResponse]) -> None:
         """Queue fixed replies for a route."""
         for make in responses:
+
             async def handler(_request: web.Request, make: Any = make) -> web.StreamResponse:
                 return make()  # type: ignore[no-any-return]
 
@@ -77,9 +84,7 @@ class ScriptedServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.seen.append(
-            Seen(request.method, request.path, dict(request.headers), body)
-        )
+        self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
         queue = self._replies.get((request.method, request.path))
         if not queue:
             return web.json_response({"code": 404, "message": "no such route"}, status=404)
@@ -105,12 +110,17 @@ def credits_reply(available: int = 100) -> web.Response:
     return envelope({"available": available, "frozen": 0, "total": available})
 
 
-def raw(status: int, body: bytes | str, content_type: str = "text/html",
-        headers: dict[str, str] | None = None) -> Callable[[], web.Response]:
+def raw(
+    status: int,
+    body: bytes | str,
+    content_type: str = "text/html",
+    headers: dict[str, str] | None = None,
+) -> Callable[[], web.Response]:
     """A reply with exact bytes."""
     data = body.encode() if isinstance(body, str) else body
-    return lambda: web.Response(status=status, body=data, content_type=content_type,
-                                headers=headers)
+    return lambda: web.Response(
+        status=status, body=data, content_type=content_type, headers=headers
+    )
 
 
 def as_json(obj: Any) -> bytes:

@@ -65,8 +65,12 @@ async def test_a_damaged_credentials_file_is_replaced(api: ScriptedServer, tmp_p
 async def test_debug_logs_show_requests_but_never_a_token(
     api: ScriptedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api.reply("GET", "/api/credits/balance/simple",
-              lambda: envelope(None, code=1001, message="expired", status=401), credits_reply)
+    api.reply(
+        "GET",
+        "/api/credits/balance/simple",
+        lambda: envelope(None, code=1001, message="expired", status=401),
+        credits_reply,
+    )
     caplog.set_level(logging.DEBUG, logger="nemo_sync")
     async with NemoClient(base_url=api.url) as nemo:
         await nemo.credits()
@@ -81,7 +85,11 @@ async def test_debug_logs_show_requests_but_never_a_token(
 async def test_nemo_log_env_turns_on_debug_output(api: ScriptedServer, tmp_path: Path) -> None:
     api.reply("GET", "/api/credits/balance/simple", credits_reply)
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _CHILD, api.url, str(tmp_path / "h"),
+        sys.executable,
+        "-c",
+        _CHILD,
+        api.url,
+        str(tmp_path / "h"),
         env={**__import__("os").environ, "NEMO_LOG": "debug"},
         stderr=asyncio.subprocess.PIPE,
     )

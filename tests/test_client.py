@@ -98,9 +98,11 @@ async def test_an_early_refresh_that_is_rate_limited_keeps_the_valid_token(
     )
     api.clear("POST", "/api/auth/anonymous-token")
     api.reply(
-        "POST", "/api/auth/anonymous-token",
-        lambda: envelope(None, code=429, message="one token per 7 days", status=429,
-                         headers={"Retry-After": "1"}),
+        "POST",
+        "/api/auth/anonymous-token",
+        lambda: envelope(
+            None, code=429, message="one token per 7 days", status=429, headers={"Retry-After": "1"}
+        ),
     )
     api.reply("GET", "/api/credits/balance/simple", credits_reply)
     async with NemoClient(base_url=api.url) as nemo:
@@ -136,7 +138,8 @@ async def test_environment_settings_apply_and_arguments_win(
 
 async def test_create_session_returns_its_id(api: ScriptedServer) -> None:
     api.reply(
-        "POST", "/api/tasks/me/with-session/nemo_agent",
+        "POST",
+        "/api/tasks/me/with-session/nemo_agent",
         lambda: envelope({"session_id": "s-1"}),
         lambda: envelope({"sessionId": "s-2", "bind_url": "https://x/?bind=abc"}),
         lambda: envelope({"id": 33}),

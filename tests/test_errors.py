@@ -25,8 +25,12 @@ TOKEN = ("POST", "/api/auth/anonymous-token")
 async def test_codes_that_are_never_retried(
     api: ScriptedServer, code: int, status: int, error: type[nemo_sync.APIError], words: str
 ) -> None:
-    api.reply(*SESSION, lambda: envelope(None, code=code, message="nope", status=status,
-                                         headers={"X-Request-Id": "req-9"}))
+    api.reply(
+        *SESSION,
+        lambda: envelope(
+            None, code=code, message="nope", status=status, headers={"X-Request-Id": "req-9"}
+        ),
+    )
     async with NemoClient(base_url=api.url) as nemo:
         with pytest.raises(error) as caught:
             await nemo.create_session()
@@ -39,8 +43,14 @@ async def test_codes_that_are_never_retried(
 
 
 async def test_no_credits_carries_the_registration_url(api: ScriptedServer) -> None:
-    api.reply(*CREDITS, lambda: envelope({"bind_url": "https://nemo.example/r?bind=XYZ"},
-                                         code=2001, message="insufficient credits"))
+    api.reply(
+        *CREDITS,
+        lambda: envelope(
+            {"bind_url": "https://nemo.example/r?bind=XYZ"},
+            code=2001,
+            message="insufficient credits",
+        ),
+    )
     async with NemoClient(base_url=api.url) as nemo:
         with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
             await nemo.credits()
@@ -49,8 +59,12 @@ async def test_no_credits_carries_the_registration_url(api: ScriptedServer) -> N
 
 
 async def test_bind_url_is_found_in_the_message_too(api: ScriptedServer) -> None:
-    api.reply(*CREDITS, lambda: envelope(
-        None, code=2001, message="no credits, register at https://n.example/?bind=Q1"))
+    api.reply(
+        *CREDITS,
+        lambda: envelope(
+            None, code=2001, message="no credits, register at https://n.example/?bind=Q1"
+        ),
+    )
     async with NemoClient(base_url=api.url) as nemo:
         with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
             await nemo.credits()
@@ -60,8 +74,9 @@ async def test_bind_url_is_found_in_the_message_too(api: ScriptedServer) -> None
 async def test_402_means_the_plan_blocks_export(api: ScriptedServer) -> None:
     api.reply(*CREDITS, lambda: envelope(None, code=402, message="payment required", status=402))
     async with NemoClient(base_url=api.url) as nemo:
-        with pytest.raises(nemo_sync.ExportBlockedError,
-                           match="Register or upgrade your plan to unlock export"):
+        with pytest.raises(
+            nemo_sync.ExportBlockedError, match="Register or upgrade your plan to unlock export"
+        ):
             await nemo.credits()
     assert api.count(*CREDITS) == 1
 
@@ -69,9 +84,9 @@ async def test_402_means_the_plan_blocks_export(api: ScriptedServer) -> None:
 async def test_429_waits_retry_after_and_retries_once(
     api: ScriptedServer, waits: list[float]
 ) -> None:
-    api.reply(*CREDITS,
-              raw(429, b"slow down", "text/plain", headers={"Retry-After": "2"}),
-              credits_reply)
+    api.reply(
+        *CREDITS, raw(429, b"slow down", "text/plain", headers={"Retry-After": "2"}), credits_reply
+    )
     async with NemoClient(base_url=api.url) as nemo:
         assert (await nemo.credits()).available == 100
     assert waits == [2.0]
@@ -79,8 +94,12 @@ async def test_429_waits_retry_after_and_retries_once(
 
 
 async def test_429_twice_raises_with_retry_after(api: ScriptedServer, waits: list[float]) -> None:
-    api.reply(*CREDITS, lambda: envelope(None, code=429, message="rate", status=429,
-                                         headers={"retry-after-ms": "1500"}))
+    api.reply(
+        *CREDITS,
+        lambda: envelope(
+            None, code=429, message="rate", status=429, headers={"retry-after-ms": "1500"}
+        ),
+    )
     async with NemoClient(base_url=api.url) as nemo:
         with pytest.raises(nemo_sync.RateLimitError) as caught:
             await nemo.credits()
@@ -109,9 +128,11 @@ async def test_429_wait_default_cap_and_date(
 async def test_1001_with_the_sdks_token_gets_a_new_one_and_replays_once(
     api: ScriptedServer,
 ) -> None:
-    api.reply(*CREDITS,
-              lambda: envelope(None, code=1001, message="token expired", status=401),
-              credits_reply)
+    api.reply(
+        *CREDITS,
+        lambda: envelope(None, code=1001, message="token expired", status=401),
+        credits_reply,
+    )
     async with NemoClient(base_url=api.url) as nemo:
         assert (await nemo.credits()).total == 100
     auths = [s.headers.get("Authorization") for s in api.seen if s.path == CREDITS[1]]
@@ -141,9 +162,11 @@ async def test_1001_with_a_users_token_is_raised_not_swapped(api: ScriptedServer
 
 async def test_400_missing_client_id_makes_a_new_one_and_retries(api: ScriptedServer) -> None:
     api.clear(*TOKEN)
-    api.reply(*TOKEN,
-              lambda: envelope(None, code=400, message="missing X-Client-Id", status=400),
-              lambda: envelope({"token": "tok-after-400"}))
+    api.reply(
+        *TOKEN,
+        lambda: envelope(None, code=400, message="missing X-Client-Id", status=400),
+        lambda: envelope({"token": "tok-after-400"}),
+    )
     api.reply(*CREDITS, credits_reply)
     async with NemoClient(base_url=api.url, client_id="rejected-id") as nemo:
         await nemo.credits()
@@ -239,8 +262,11 @@ async def test_a_slow_reply_times_out_with_a_typed_error(api: ScriptedServer) ->
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [(b"<html>maintenance</html>", "text/html"), (b"[1, 2]", "application/json"),
-     (b"", "application/json")],
+    [
+        (b"<html>maintenance</html>", "text/html"),
+        (b"[1, 2]", "application/json"),
+        (b"", "application/json"),
+    ],
 )
 async def test_a_2xx_reply_that_breaks_the_contract(
     api: ScriptedServer, body: bytes, content_type: str
