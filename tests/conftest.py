@@ -12,12 +12,11 @@ _ENV = ("NEMO_TOKEN", "NEMO_BASE_URL", "NEMO_HOME", "NEMO_LOG", "NEMO_PLATFORM")
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's environment or writes to their home."""
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo-home"))
-    yield
 
 
 @pytest.fixture(autouse=True)
