@@ -32,6 +32,10 @@ class Auth(Protocol):
         """True when the SDK made the token (and may replace it)."""
         ...
 
+    def cached_token(self) -> str | None:
+        """A token that is at hand and valid now, without I/O; None when one must be fetched."""
+        ...
+
     async def token(self) -> str:
         """A token to send now."""
         ...
@@ -48,6 +52,9 @@ class StaticTokenAuth:
 
     def __init__(self, token: str) -> None:
         self._token = token
+
+    def cached_token(self) -> str | None:
+        return self._token
 
     async def token(self) -> str:
         return self._token
@@ -110,6 +117,12 @@ class AnonymousAuth:
     def client_id(self) -> str | None:
         """The client id in use, once known."""
         return self._current.client_id if self._current else self._client_id
+
+    def cached_token(self) -> str | None:
+        current = self._current
+        if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
+            return current.token
+        return None
 
     async def token(self) -> str:
         current = self._current

@@ -73,6 +73,13 @@ class Transport:
         self.auth: Auth | None = auth
         self._max_connections = max_connections
         self._http: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        self._base_headers = {
+            "X-Skill-Source": SKILL_SOURCE,
+            "X-Skill-Version": SKILL_VERSION,
+            "X-Skill-Platform": platform,
+            "User-Agent": USER_AGENT,
+        }
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -94,17 +101,17 @@ class Transport:
         self._http = None
 
     def url(self, path: str) -> URL:
-        """The absolute URL of an API path."""
-        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
+        """The absolute URL of an API path (cached: building yarl URLs is not free)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self.base_url.with_path(self.base_url.path.rstrip("/") + path)
+            if len(self._urls) < 1024:  # bounded: session ids make paths unbounded
+                self._urls[path] = url
+        return url
 
     def base_headers(self) -> dict[str, str]:
-        """Attribution headers and User-Agent, sent on every request."""
-        return {
-            "X-Skill-Source": SKILL_SOURCE,
-            "X-Skill-Version": SKILL_VERSION,
-            "X-Skill-Platform": self.platform,
-            "User-Agent": USER_AGENT,
-        }
+        """Attribution headers and User-Agent, sent on every request (a fresh copy)."""
+        return dict(self._base_headers)
 
     def is_api_host(self, url: URL) -> bool:
         """Whether ``url`` is on the API's own origin (where the token may go)."""
@@ -114,18 +121,24 @@ class Transport:
             and url.port == self.base_url.port
         )
 
+    async def _before_retry(
+        self, budget: RetryBudget, exc: BaseException | None, attempt_number: int
+    ) -> None:
+        logger.debug(
+            "retrying %s in %.2f s after %s (attempt %d)",
+            budget.method,
+            budget.next_wait,
+            type(exc).__name__,
+            attempt_number + 1,
+        )
+        if isinstance(exc, AuthenticationError) and self.auth and budget.token_used:
+            await self.auth.invalidate(budget.token_used)
+
     def _retrying(self, budget: RetryBudget) -> AsyncRetrying:
         async def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            logger.debug(
-                "retrying %s in %.2f s after %s (attempt %d)",
-                budget.method,
-                budget.next_wait,
-                type(exc).__name__,
-                state.attempt_number + 1,
-            )
-            if isinstance(exc, AuthenticationError) and self.auth and budget.token_used:
-                await self.auth.invalidate(budget.token_used)
+            # tenacity counts from the second attempt (the first ran outside it).
+            await self._before_retry(budget, exc, attempt_number=state.attempt_number + 1)
 
         return AsyncRetrying(
             retry=retry_if_exception(budget.should_retry),
@@ -162,19 +175,38 @@ class Transport:
             anonymous_auth=bool(self.auth and self.auth.anonymous),
             replayable=replayable,
         )
-        async for attempt in self._retrying(budget):
-            with attempt:
-                return await self._once(
-                    method,
-                    path,
-                    budget,
-                    json=json,
-                    body=body,
-                    params=params,
-                    headers=headers,
-                    authenticated=authenticated,
-                    timeout=timeout,
-                )
+
+        async def attempt_once() -> Any:
+            return await self._once(
+                method,
+                path,
+                budget,
+                json=json,
+                body=body,
+                params=params,
+                headers=headers,
+                authenticated=authenticated,
+                timeout=timeout,
+            )
+
+        return await self._with_retries(budget, attempt_once)
+
+    async def _with_retries(self, budget: RetryBudget, attempt: Callable[[], Any]) -> Any:
+        """Run ``attempt``; after a retryable failure, let tenacity drive the retries.
+
+        The first attempt runs outside tenacity: most calls succeed, and setting up the
+        retry machinery for each of them cost a quarter of the per-call time.
+        """
+        try:
+            return await attempt()
+        except NemoError as exc:
+            if not budget.should_retry(exc):
+                raise
+            await self._before_retry(budget, exc, attempt_number=1)
+        await sleep(budget.next_wait)
+        async for retry in self._retrying(budget):
+            with retry:
+                return await attempt()
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _headers(
@@ -186,7 +218,8 @@ class Transport:
         if authenticated:
             if self.auth is None:
                 raise NemoError("internal: an authenticated call without an auth source")
-            token = await self.auth.token()
+            # The synchronous look-up skips a coroutine per call when the token is at hand.
+            token = self.auth.cached_token() or await self.auth.token()
             budget.token_used = token
             headers["Authorization"] = f"Bearer {token}"
         return headers
@@ -253,12 +286,14 @@ class Transport:
             max_retries=self.max_retries,
             anonymous_auth=bool(self.auth and self.auth.anonymous),
         )
-        async for attempt in self._retrying(budget):
-            with attempt:
-                return await self._open_stream_once(
-                    method, path, budget, json=json, headers=headers, timeout=timeout
-                )
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+        async def attempt_once() -> aiohttp.ClientResponse:
+            return await self._open_stream_once(
+                method, path, budget, json=json, headers=headers, timeout=timeout
+            )
+
+        response: aiohttp.ClientResponse = await self._with_retries(budget, attempt_once)
+        return response
 
     async def _open_stream_once(
         self,
