@@ -18,9 +18,9 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, serve, table  # noqa: E402
+from _common import machine, serve, table
 
-from nemo_sync import NemoClient  # noqa: E402
+from nemo_sync import NemoClient
 
 BODY = b'{"code": 0, "message": "ok", "data": {"available": 100, "frozen": 0, "total": 100}}'
 
