@@ -1,0 +1,99 @@
+"""The ``nemo-sync`` command.
+
+Exit codes: 0 ok, 1 an API or input error (one clear line on stderr), 2 a usage error,
+130 interrupted. Tracebacks only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+
+from nemo_sync._version import __version__
+from nemo_sync.cli import _basic
+from nemo_sync.cli._context import Context
+from nemo_sync.cli._output import Output
+from nemo_sync.errors import APIConnectionError, NemoError
+
+__all__ = ["main"]
+
+Command = Callable[[Context], Awaitable[int]]
+_COMMANDS: dict[str, Command] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nemo-sync",
+        description="Music-synced videos from a sentence, on the NemoVideo agent API "
+        "(or its local emulator with --local).",
+    )
+    parser.add_argument("--version", action="version", version=f"nemo-sync {__version__}")
+    parser.add_argument("--base-url", help="API URL (default: NEMO_BASE_URL, else production)")
+    parser.add_argument(
+        "--local", action="store_true", help="start the embedded emulator and use it (offline)"
+    )
+    parser.add_argument("--home", help="folder for credentials and jobs (default: NEMO_HOME)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("-v", "--verbose", action="store_true", help="details and tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, command: Command, help_text: str) -> argparse.ArgumentParser:
+        _COMMANDS[name] = command
+        return sub.add_parser(name, help=help_text, description=help_text)
+
+    add("credits", _basic.credits_command, "show the credit balance")
+    add("login", _basic.login_command, "get or reuse an anonymous token (never shown)")
+    add("logout", _basic.logout_command, "forget the saved anonymous credentials")
+    state = add("state", _basic.state_command, "show the session's timeline")
+    state.add_argument("--session", help="session id (default: the last one used)")
+    _add_more_commands(add)
+    return parser
+
+
+def _add_more_commands(
+    add: Callable[[str, Command, str], argparse.ArgumentParser],
+) -> None:
+    """Commands whose modules need optional parts of the SDK are registered here."""
+    from nemo_sync.cli import _commands
+
+    _commands.register(add)
+
+
+async def _run(args: argparse.Namespace, output: Output) -> int:
+    async with AsyncExitStack() as stack:
+        ctx = Context(args, output, stack)
+        return await _COMMANDS[args.command](ctx)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    output = Output(as_json=args.json, verbose=args.verbose)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+    try:
+        return asyncio.run(_run(args, output))
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        return 130
+    except APIConnectionError as exc:
+        output.error(str(exc))
+        if not args.local:
+            output.hint("no network? `nemo-sync --local ...` runs on the embedded emulator")
+        _trace(args)
+        return 1
+    except (NemoError, OSError, ValueError) as exc:
+        output.error(str(exc) or type(exc).__name__)
+        _trace(args)
+        return 1
+
+
+def _trace(args: argparse.Namespace) -> None:
+    if args.verbose:
+        traceback.print_exc()

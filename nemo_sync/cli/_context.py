@@ -1,0 +1,91 @@
+"""What every CLI command gets: output, the client (on the emulator with --local), state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from nemo_sync._atomic import write_private
+from nemo_sync._client import NemoClient
+from nemo_sync._session import Session
+from nemo_sync._settings import resolve_base_url, resolve_home
+from nemo_sync.cli._output import Output
+from nemo_sync.errors import ConfigurationError
+
+CLI_STATE = "cli-state.json"
+
+
+class Context:
+    """Per-invocation context: parsed arguments, output, and lazily opened resources."""
+
+    def __init__(self, args: argparse.Namespace, output: Output, stack: AsyncExitStack) -> None:
+        self.args = args
+        self.output = output
+        self._stack = stack
+        self._client: NemoClient | None = None
+        self.emulator_url: str | None = None
+
+    @property
+    def home(self) -> Path:
+        """NEMO_HOME; with --local, a separate folder so the emulator's tokens never
+        overwrite the real service's credentials."""
+        home = resolve_home(self.args.home)
+        return home / "local" if self.args.local else home
+
+    async def start_emulator(self) -> str:
+        """Start the embedded emulator in this process (once) and return its URL."""
+        if self.emulator_url is None:
+            from nemo_sync.emulator import Emulator
+
+            emulator = await self._stack.enter_async_context(Emulator())
+            self.emulator_url = emulator.url
+            self.output.info(f"local emulator at {emulator.url}")
+        return self.emulator_url
+
+    async def client(self) -> NemoClient:
+        """The client for this invocation (opened once, closed when the command ends)."""
+        if self._client is None:
+            base_url = self.args.base_url
+            if self.args.local:
+                base_url = await self.start_emulator()
+            self._client = await self._stack.enter_async_context(
+                NemoClient(base_url=base_url, home=self.home)
+            )
+        return self._client
+
+    # The last session used, per API URL, so `state` and `export` work without --session.
+
+    def _state_file(self) -> Path:
+        return self.home / CLI_STATE
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._state_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def remember_session(self, session: Session) -> None:
+        """Make ``session`` the default for later commands against the same API."""
+        state = self._load_state()
+        state.setdefault("sessions", {})[self._api_key()] = session.id
+        write_private(self._state_file(), json.dumps(state, indent=2).encode())
+
+    async def session(self, session_id: str | None) -> Session:
+        """The session named by --session, else the last one used against this API."""
+        client = await self.client()
+        chosen = session_id or self._load_state().get("sessions", {}).get(self._api_key())
+        if not chosen:
+            raise ConfigurationError(
+                "no session yet: run `nemo-sync sync FILES...` or `nemo-sync chat` first, "
+                "or pass --session ID"
+            )
+        return client.session(chosen)
+
+    def _api_key(self) -> str:
+        if self.args.local:
+            return "local"
+        return str(resolve_base_url(self.args.base_url))
