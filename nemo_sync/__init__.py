@@ -9,9 +9,18 @@ Upload audio and video, say "sync the music to my cuts", get back a music-synced
 """
 
 from nemo_sync._client import NemoClient
-from nemo_sync._models import Credits
+from nemo_sync._models import Credits, Media, SessionState
 from nemo_sync._session import Session
 from nemo_sync._version import __version__
+from nemo_sync.draft import (
+    Change,
+    Draft,
+    DraftFormatError,
+    DraftValidationError,
+    Segment,
+    Track,
+    TrackType,
+)
 from nemo_sync.errors import (
     AgentError,
     APIConnectionError,
@@ -44,13 +53,18 @@ __all__ = [
     "APITimeoutError",
     "AgentError",
     "AuthenticationError",
+    "Change",
     "ClientClosedError",
     "ConfigurationError",
     "Credits",
     "DownloadError",
+    "Draft",
+    "DraftFormatError",
+    "DraftValidationError",
     "ExportBlockedError",
     "FileTooLargeError",
     "InsufficientCreditsError",
+    "Media",
     "MissingClientIdError",
     "NemoClient",
     "NemoError",
@@ -58,10 +72,14 @@ __all__ = [
     "RenderError",
     "RenderFailedError",
     "RenderTimeoutError",
+    "Segment",
     "ServerError",
     "Session",
     "SessionNotFoundError",
+    "SessionState",
     "StreamInterruptedError",
+    "Track",
+    "TrackType",
     "UnsupportedFileError",
     "__version__",
 ]

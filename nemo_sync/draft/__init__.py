@@ -1,0 +1,16 @@
+"""The timeline (draft) models: read, summarise, compare, build and draw the service's JSON."""
+
+from nemo_sync.draft._diff import Change
+from nemo_sync.draft._draft import Draft, DraftValidationError
+from nemo_sync.draft._models import Segment, Track, TrackType
+from nemo_sync.draft._wire import DraftFormatError
+
+__all__ = [
+    "Change",
+    "Draft",
+    "DraftFormatError",
+    "DraftValidationError",
+    "Segment",
+    "Track",
+    "TrackType",
+]
