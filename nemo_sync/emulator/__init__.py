@@ -1,0 +1,1 @@
+"""The NemoVideo API emulator: the whole API as a stateful in-process server."""
