@@ -8,8 +8,20 @@ Upload audio and video, say "sync the music to my cuts", get back a music-synced
         session = await nemo.create_session()
 """
 
+from nemo_sync._chat import ChatResult, ChatTurn
 from nemo_sync._client import NemoClient
+from nemo_sync._events import (
+    ChatEvent,
+    HeartbeatEvent,
+    TextEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    TurnCompleteEvent,
+    UnknownEvent,
+)
+from nemo_sync._gui import SuggestedAction, SuggestedKind
 from nemo_sync._models import Credits, Media, SessionState
+from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
 from nemo_sync._version import __version__
 from nemo_sync.draft import (
@@ -51,9 +63,13 @@ __all__ = [
     "APIError",
     "APIResponseError",
     "APITimeoutError",
+    "Action",
     "AgentError",
     "AuthenticationError",
     "Change",
+    "ChatEvent",
+    "ChatResult",
+    "ChatTurn",
     "ClientClosedError",
     "ConfigurationError",
     "Credits",
@@ -63,6 +79,7 @@ __all__ = [
     "DraftValidationError",
     "ExportBlockedError",
     "FileTooLargeError",
+    "HeartbeatEvent",
     "InsufficientCreditsError",
     "Media",
     "MissingClientIdError",
@@ -78,8 +95,16 @@ __all__ = [
     "SessionNotFoundError",
     "SessionState",
     "StreamInterruptedError",
+    "SuggestedAction",
+    "SuggestedKind",
+    "TextEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
     "Track",
     "TrackType",
+    "TurnCompleteEvent",
+    "UnknownEvent",
     "UnsupportedFileError",
     "__version__",
+    "route",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from nemo_sync._chat import STILL_WORKING_EVERY, TURN_TIMEOUT, ChatResult, ChatTurn, StillWorking
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._models import SessionState
 
@@ -79,3 +80,48 @@ class Session:
         path = self._state_path
         data = await self._client._request("GET", path)
         return SessionState.from_data(data, f"GET {path}")
+
+    def chat(
+        self,
+        text: str,
+        *,
+        on_still_working: StillWorking | None = None,
+        still_working_every: float = STILL_WORKING_EVERY,
+        timeout: float = TURN_TIMEOUT,
+        track_changes: bool = True,
+    ) -> ChatTurn:
+        """Start a chat turn: ``async with session.chat(text) as turn: async for event in turn``.
+
+        The message is sent exactly once. Text, tool calls, tool results and heartbeats arrive
+        as typed events; ``await turn.result()`` gives a :class:`ChatResult`.
+
+        Args:
+            text: What to ask, e.g. "sync the background music to my video".
+            on_still_working: Called with the elapsed seconds after each
+                ``still_working_every`` seconds without the agent's words (sync or async).
+            still_working_every: Seconds of silence between ``on_still_working`` calls.
+            timeout: The whole turn's deadline in seconds (heartbeats do not extend it).
+            track_changes: Fetch the state before and after the turn to report changes.
+
+        Raises:
+            ValueError: when ``text`` is empty.
+        """
+        return ChatTurn(
+            self,
+            text,
+            on_still_working=on_still_working,
+            still_working_every=still_working_every,
+            timeout=timeout,
+            track_changes=track_changes,
+        )
+
+    async def send(
+        self,
+        text: str,
+        *,
+        on_still_working: StillWorking | None = None,
+        timeout: float = TURN_TIMEOUT,
+    ) -> ChatResult:
+        """Run a whole chat turn and return what it did (see :meth:`chat`)."""
+        async with self.chat(text, on_still_working=on_still_working, timeout=timeout) as turn:
+            return await turn.result()

@@ -1,0 +1,308 @@
+"""One chat turn over Server-Sent Events: stream typed events, then reconcile with the state."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import attrs
+
+from nemo_sync import _events, _gui, _sse
+from nemo_sync.errors import APITimeoutError, NemoError, StreamInterruptedError
+
+if TYPE_CHECKING:
+    from nemo_sync._gui import SuggestedAction
+    from nemo_sync._session import Session
+    from nemo_sync.draft import Change, Draft
+
+logger = logging.getLogger("nemo_sync")
+
+TURN_TIMEOUT = 900.0  # the contract: a turn can last up to 15 minutes
+STILL_WORKING_EVERY = 120.0
+# A read blocks at most this long, so deadlines and "still working" fire on time.
+_TICK = 1.0
+
+StillWorking = Callable[[float], "Awaitable[object] | object"]
+
+
+@attrs.frozen
+class ChatResult:
+    """What one chat turn did.
+
+    Attributes:
+        text: The agent's reply (final text parts joined), or a sentence made from the draft
+            diff when the turn closed without text.
+        events: Every typed event that arrived, in order.
+        tool_calls: The tool calls the agent made.
+        draft_before: The timeline before the turn.
+        draft_after: The timeline after the turn.
+        changes: What changed between the two, as ``Change`` objects with sentences.
+        suggested_actions: GUI phrases in the reply turned into actions for an API client.
+        silent: True when the stream closed with no text (the text was made from ``changes``).
+    """
+
+    text: str
+    events: tuple[_events.ChatEvent, ...]
+    tool_calls: tuple[_events.ToolCallEvent, ...]
+    draft_before: Draft | None
+    draft_after: Draft | None
+    changes: tuple[Change, ...]
+    suggested_actions: tuple[SuggestedAction, ...]
+    silent: bool = False
+
+
+def _reply_text(events: Sequence[_events.ChatEvent]) -> str:
+    """The agent's words: final text parts, or the streamed partial chunks if no final came."""
+    finals = [e.text for e in events if isinstance(e, _events.TextEvent) and not e.partial]
+    if finals:
+        return "".join(finals)
+    return "".join(e.text for e in events if isinstance(e, _events.TextEvent))
+
+
+def describe_changes(changes: Sequence[Change]) -> str:
+    """The sentence a user reads after a turn that closed without text."""
+    if not changes:
+        return "The agent finished without a reply, and the timeline did not change."
+    return "Updated the timeline: " + "; ".join(c.sentence for c in changes) + "."
+
+
+class ChatTurn:
+    """A chat turn: an async context manager and an async iterator of typed events.
+
+    Made by :meth:`Session.chat`. The message is POSTed once when the turn starts (on entering
+    the ``async with`` block, or on the first iteration) and never again: a dropped stream
+    raises :class:`StreamInterruptedError`, and :meth:`reconcile` tells what the turn changed.
+
+    Example::
+
+        async with session.chat("sync the music to my cuts") as turn:
+            async for event in turn:
+                if isinstance(event, nemo_sync.TextEvent):
+                    print(event.text, end="")
+        result = await turn.result()
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        text: str,
+        *,
+        on_still_working: StillWorking | None = None,
+        still_working_every: float = STILL_WORKING_EVERY,
+        timeout: float = TURN_TIMEOUT,
+        track_changes: bool = True,
+    ) -> None:
+        if not text or not text.strip():
+            raise ValueError("a chat message must not be empty")
+        if timeout <= 0 or still_working_every <= 0:
+            raise ValueError("timeout and still_working_every must be positive seconds")
+        self._session = session
+        self.text = text
+        self._on_still_working = on_still_working
+        self._still_working_every = still_working_every
+        self._timeout = timeout
+        self._track_changes = track_changes
+        self._response: aiohttp.ClientResponse | None = None
+        self._started = False
+        self._finished = False
+        self._iterating = False
+        self._events: list[_events.ChatEvent] = []
+        self._draft_before: Draft | None = None
+        self._deadline = 0.0
+        self._last_words = 0.0
+        self._result: ChatResult | None = None
+
+    def __repr__(self) -> str:
+        state = "finished" if self._finished else "streaming" if self._started else "not started"
+        return f"ChatTurn(session={self._session.id!r}, {state}, events={len(self._events)})"
+
+    @property
+    def events(self) -> list[_events.ChatEvent]:
+        """The events received so far."""
+        return list(self._events)
+
+    async def __aenter__(self) -> ChatTurn:
+        await self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the stream (leaving the block early cancels nothing server-side)."""
+        response, self._response = self._response, None
+        if response is not None:
+            response.close()
+
+    def _body(self) -> dict[str, Any]:
+        raw_user = self._session.raw.get("user_id") or self._session.raw.get("userId")
+        return {
+            "app_name": "nemo_agent",
+            "user_id": str(raw_user) if raw_user else "me",
+            "session_id": self._session.id,
+            "new_message": {"role": "user", "parts": [{"text": self.text}]},
+            "streaming": True,
+        }
+
+    async def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + self._timeout
+        if self._track_changes:
+            self._draft_before = (await self._session.state()).draft
+        transport = self._session.client._ensure_open()
+        self._response = await transport.open_stream(
+            "POST",
+            "/run_sse",
+            json=self._body(),
+            headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
+            # The turn's own deadline governs; socket reads are bounded by ticks below.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=None),
+        )
+
+    def __aiter__(self) -> AsyncIterator[_events.ChatEvent]:
+        if self._iterating or self._finished:
+            raise RuntimeError("a chat turn's events can be iterated once; use turn.events")
+        self._iterating = True
+        return self._stream()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        """Raw body chunks, with the deadline and "still working" checked on every tick."""
+        assert self._response is not None
+        loop = asyncio.get_running_loop()
+        content = self._response.content
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                remaining = self._deadline - loop.time()
+                if remaining <= 0:
+                    raise APITimeoutError(
+                        f"the chat turn ran past {self._timeout:.0f} s; the message was not "
+                        "sent again. The agent may still finish: check session.state().",
+                        endpoint="POST /run_sse",
+                    )
+                if pending is None:
+                    pending = asyncio.ensure_future(content.readany())
+                done, _ = await asyncio.wait({pending}, timeout=min(_TICK, remaining))
+                if not done:
+                    await self._check_still_working()
+                    continue
+                chunk = pending.result()
+                pending = None
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+    async def _check_still_working(self) -> None:
+        """Call on_still_working after each ``still_working_every`` s without the agent's words.
+
+        Heartbeats count as silence: they say the backend is alive, not that it said anything.
+        """
+        now = asyncio.get_running_loop().time()
+        if now - self._last_words < self._still_working_every:
+            return
+        self._last_words = now
+        if self._on_still_working is not None:
+            elapsed = self._timeout - (self._deadline - now)
+            outcome = self._on_still_working(elapsed)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    async def _stream(self) -> AsyncIterator[_events.ChatEvent]:
+        await self._start()
+        loop = asyncio.get_running_loop()
+        self._last_words = loop.time()
+        try:
+            async for item in _sse.aiter_sse(self._chunks()):
+                for event in _events.from_sse(item):
+                    self._events.append(event)
+                    if isinstance(event, _events.HeartbeatEvent):
+                        await self._check_still_working()
+                    else:
+                        self._last_words = loop.time()
+                    yield event
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise StreamInterruptedError(
+                f"the chat stream dropped after {len(self._events)} events "
+                f"({type(exc).__name__}). The message was NOT sent again; "
+                "call turn.reconcile() to see what the turn changed.",
+                events=self._events,
+                endpoint="POST /run_sse",
+            ) from exc
+        finally:
+            self._finished = True
+            await self.aclose()
+
+    async def result(self) -> ChatResult:
+        """Finish the turn (reading what is left) and say what it did.
+
+        When the stream closed without text, the state is fetched and the reply is made from
+        what changed in the timeline.
+
+        Raises:
+            StreamInterruptedError: the stream dropped; call :meth:`reconcile`.
+            AgentError: the agent reported an error.
+        """
+        if self._result is not None:
+            return self._result
+        if not self._finished:
+            if self._iterating:
+                raise RuntimeError("finish iterating the turn before calling result()")
+            async for _ in self:
+                pass
+        self._result = await self._build_result()
+        return self._result
+
+    async def reconcile(self) -> ChatResult:
+        """What the turn did, from the events that arrived and the state now.
+
+        Use after a :class:`StreamInterruptedError`: the agent may have finished the edit even
+        though the stream dropped.
+        """
+        self._finished = True
+        await self.aclose()
+        self._result = await self._build_result()
+        return self._result
+
+    async def _build_result(self) -> ChatResult:
+        text = _reply_text(self._events)
+        draft_after: Draft | None = None
+        changes: tuple[Change, ...] = ()
+        if self._track_changes or not text:
+            try:
+                draft_after = (await self._session.state()).draft
+            except NemoError:
+                if text:
+                    draft_after = None  # the words still stand; the diff is a bonus
+                else:
+                    raise
+        if self._draft_before is not None and draft_after is not None:
+            changes = tuple(self._draft_before.diff(draft_after))
+        silent = not text.strip()
+        if silent:
+            text = describe_changes(changes)
+        return ChatResult(
+            text=text,
+            events=tuple(self._events),
+            tool_calls=tuple(e for e in self._events if isinstance(e, _events.ToolCallEvent)),
+            draft_before=self._draft_before,
+            draft_after=draft_after,
+            changes=changes,
+            suggested_actions=tuple(_gui.suggested_actions(text)) if not silent else (),
+            silent=silent,
+        )
