@@ -1,0 +1,185 @@
+"""One chat turn over SSE, in the ADK event format: tool calls, streamed text, heartbeats.
+
+A turn runs to the end on the server even when the client leaves or a fault cuts the stream:
+the state endpoint then shows the edit, which is how clients reconcile a dropped stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from nemo_sync.emulator import _replies
+from nemo_sync.emulator._clock import FakeClock
+from nemo_sync.emulator._config import Config
+from nemo_sync.emulator._edits import apply_edits, describe, needs_beats
+from nemo_sync.emulator._errors import ApiError
+from nemo_sync.emulator._faults import Fault
+from nemo_sync.emulator._intent import parse
+from nemo_sync.emulator._local import BeatInfo, analyse_beats
+from nemo_sync.emulator._sse import SseWriter
+from nemo_sync.emulator._state import MediaRecord, SessionRecord
+
+AUTHOR = "nemo_agent"
+
+
+class _Events:
+    """Builds ADK events (camelCase keys, as the ADK API server sends them)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self.invocation_id = f"e-{uuid.uuid4()}"
+
+    def make(
+        self,
+        parts: list[dict[str, Any]] | None = None,
+        *,
+        role: str = "model",
+        state_delta: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "invocationId": self.invocation_id,
+            "author": AUTHOR,
+            "actions": {
+                "stateDelta": state_delta or {},
+                "artifactDelta": {},
+                "requestedAuthConfigs": {},
+            },
+            "id": str(uuid.uuid4()),
+            "timestamp": self._clock.now(),
+        }
+        if parts is not None:
+            event["content"] = {"parts": parts, "role": role}
+        event.update(extra)
+        return event
+
+
+def _chunks(text: str, chinese: bool, pieces: int = 3) -> list[str]:
+    """``text`` in a few streamed pieces that join back to it exactly."""
+    if chinese:
+        size = max(1, -(-len(text) // pieces))
+        return [text[i : i + size] for i in range(0, len(text), size)]
+    words = text.split(" ")
+    size = max(1, -(-len(words) // pieces))
+    groups = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    return [g + (" " if i < len(groups) - 1 else "") for i, g in enumerate(groups)]
+
+
+async def _beats_for(music: MediaRecord) -> BeatInfo:
+    if music.beats is None:
+        music.beats = await asyncio.to_thread(analyse_beats, music.path, music.duration_ms or 0)
+    assert isinstance(music.beats, BeatInfo)
+    return music.beats
+
+
+async def run_turn(
+    request: web.Request,
+    session: SessionRecord,
+    text: str,
+    *,
+    config: Config,
+    clock: FakeClock,
+    fault: Fault | None,
+) -> web.StreamResponse:
+    """Answer ``POST /run_sse`` for one message.
+
+    Raises:
+        ApiError: 2001 before the stream starts, when an edit cannot be paid for.
+    """
+    intent = parse(text)
+    account = session.account
+    if intent.edits and account.available < config.chat_cost:
+        raise ApiError(2001, "insufficient credits for this edit")
+    async with session.lock:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        writer = SseWriter(
+            request,
+            response,
+            cut_after=fault.sse_cut_after if fault else None,
+            drop=bool(fault and fault.drop),
+            heartbeat_interval=config.heartbeat_interval,
+        )
+        events = _Events(clock)
+        await writer.heartbeat()  # the stream is open: the agent is thinking
+        session.turns += 1
+        music = needs_beats(intent, session, text)
+        beats: BeatInfo | None = None
+        try:
+            if music is not None:
+                beats = await writer.keep_alive(_beats_for(music), at_least=config.chat_latency)
+            else:
+                await writer.keep_alive(asyncio.sleep(0), at_least=config.chat_latency)
+        except Exception as exc:  # any analysis failure is reported in-stream
+            await writer.event(
+                events.make(
+                    errorCode="TOOL_ERROR",
+                    errorMessage=f"beat analysis of {music.name if music else 'the music'} "
+                    f"failed: {exc}",
+                )
+            )
+            await _finish(writer, response)
+            return response
+        result = apply_edits(session, intent, text, beats)
+        delta: dict[str, Any] = {}
+        if result.edited:
+            session.draft = result.draft
+            session.version += 1
+            account.available -= min(config.chat_cost, account.available)
+            delta = {"draft_version": session.version}
+        for index, call in enumerate(result.calls):
+            call_id = f"adk-{uuid.uuid4()}"
+            await writer.event(
+                events.make(
+                    [{"functionCall": {"id": call_id, "name": call.name, "args": call.args}}]
+                )
+            )
+            last = index == len(result.calls) - 1
+            await writer.event(
+                events.make(
+                    [
+                        {
+                            "functionResponse": {
+                                "id": call_id,
+                                "name": call.name,
+                                "response": call.response,
+                            }
+                        }
+                    ],
+                    role="user",
+                    state_delta=delta if last else None,
+                )
+            )
+        silent = result.edited and session.rng.random() < config.silent_ratio
+        if not silent:
+            if result.notes:
+                reply = describe(result.notes, intent.chinese)
+                if result.edited and session.rng.random() < config.gui_phrase_ratio:
+                    reply += _replies.gui_hint(session.rng, intent.chinese)
+            else:
+                reply = _replies.help_text(intent.chinese)
+            for piece in _chunks(reply, intent.chinese):
+                await writer.event(events.make([{"text": piece}], partial=True))
+            await writer.event(events.make([{"text": reply}], partial=False))
+            await writer.event(events.make(turnComplete=True))
+        # A silent turn just ends: no text, no turnComplete (the client checks the state).
+        await _finish(writer, response)
+        return response
+
+
+async def _finish(writer: SseWriter, response: web.StreamResponse) -> None:
+    if writer.open:
+        try:
+            await response.write_eof()
+        except ConnectionError:
+            writer.open = False

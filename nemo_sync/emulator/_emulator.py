@@ -1,0 +1,357 @@
+"""``Emulator``: the whole NemoVideo API on a local port, with state, faults and a fake clock."""
+
+from __future__ import annotations
+
+import enum
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+
+from nemo_sync.emulator._clock import FakeClock
+from nemo_sync.emulator._config import MAX_UPLOAD_BYTES, Config
+from nemo_sync.emulator._faults import FaultSet
+from nemo_sync.emulator._local import default_backend
+from nemo_sync.emulator._recorder import RequestLog
+from nemo_sync.emulator._render import RenderBackend, Renderer
+from nemo_sync.emulator._server import Api
+from nemo_sync.emulator._state import (
+    ANONYMOUS_CREDITS,
+    Account,
+    RenderRecord,
+    SessionRecord,
+    State,
+)
+
+if TYPE_CHECKING:
+    from nemo_sync.emulator._thread import EmulatorThread
+
+
+class _Default(enum.Enum):
+    DEFAULT = "default"
+
+
+DEFAULT = _Default.DEFAULT
+_SHUTDOWN_TIMEOUT = 1.0
+
+
+def _url_host(host: str) -> str:
+    """The host to put in URLs for a bind address (a wildcard address is not reachable)."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - naming the wildcard, not binding to it
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class Emulator:
+    """The NemoVideo API as a stateful local server, for tests, demos and offline work.
+
+    ::
+
+        async with Emulator() as emu:
+            async with NemoClient(base_url=emu.url) as nemo:
+                ...
+            emu.faults.add("GET /api/credits/balance/simple", status=429, retry_after=1)
+            emu.clock.advance(days=7)  # anonymous tokens expire -> 1001
+            assert emu.requests[-1].path == "/api/credits/balance/simple"
+
+    Args:
+        host: Address to listen on.
+        port: Port to listen on (0: any free one; see :attr:`url`).
+        cdn_host: Host name for download links (e.g. ``"localhost"`` while the API is on
+            ``127.0.0.1``), so a test can check a client never sends its token to the CDN.
+        render_backend: What renders MP4s. By default ``nemo_sync.local.LocalRenderBackend``
+            when the ``local`` extra is installed; ``None`` (or no extra) makes every render
+            fail with a message saying what to install.
+        render_seconds: How long a render takes at least (real seconds).
+        chat_latency: How long the agent "thinks" before answering (real seconds; heartbeats
+            are sent meanwhile).
+        heartbeat_interval: Seconds between heartbeats in a chat stream.
+        silent_ratio: Share of edit turns that end with no text (the real service: ~0.3).
+        seed: Seeds the silent turns and the reply wording, per session.
+        chat_cost: Credits an edit turn costs (turns that edit nothing are free).
+        render_cost: Credits a render costs: frozen when accepted, charged when completed,
+            released when failed.
+        max_upload_bytes: Upload size limit (the service's is 500 MB); past it -> 4002.
+        export_requires_plan: Make anonymous (unregistered) accounts get HTTP 402 on export.
+        strict_attribution: Refuse (HTTP 400) any API call missing the ``X-Skill-*`` headers;
+            the service itself only checks them on export (HTTP 402).
+        data_dir: Where uploads and renders are stored (a temporary folder, removed on
+            close, when not given).
+        max_recorded_requests: How many requests :attr:`requests` keeps (``None``: all).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cdn_host: str | None = None,
+        render_backend: RenderBackend | _Default | None = DEFAULT,
+        render_seconds: float = 0.5,
+        chat_latency: float = 0.0,
+        heartbeat_interval: float = 0.2,
+        silent_ratio: float = 0.3,
+        seed: int = 0,
+        chat_cost: int = 1,
+        render_cost: int = 10,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        export_requires_plan: bool = False,
+        strict_attribution: bool = False,
+        data_dir: str | Path | None = None,
+        max_recorded_requests: int | None = 10_000,
+    ) -> None:
+        self.config = Config(
+            render_seconds=render_seconds,
+            chat_latency=chat_latency,
+            heartbeat_interval=heartbeat_interval,
+            silent_ratio=silent_ratio,
+            chat_cost=chat_cost,
+            render_cost=render_cost,
+            max_upload_bytes=max_upload_bytes,
+            export_requires_plan=export_requires_plan,
+            strict_attribution=strict_attribution,
+        )
+        self._host = host
+        self._port = port
+        self._cdn_host = cdn_host
+        self._seed = seed
+        self.clock = FakeClock()
+        self.faults = FaultSet()
+        self.requests = RequestLog(max_recorded_requests)
+        self.state = State(seed)
+        backend = default_backend() if render_backend is DEFAULT else render_backend
+        assert not isinstance(backend, _Default)
+        self._own_data_dir = data_dir is None
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self._backend = backend
+        self._renderer: Renderer | None = None
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._url = ""
+        self._cdn_url = ""
+
+    def __repr__(self) -> str:
+        where = self._url or "not started"
+        return f"Emulator({where}, sessions={len(self.state.sessions)})"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (``async with`` does this for you).
+
+        Raises:
+            RuntimeError: when already started.
+            OSError: when the port cannot be bound.
+        """
+        if self._runner is not None:
+            raise RuntimeError("this Emulator is already running")
+        if self._data_dir is None:
+            self._data_dir = Path(tempfile.mkdtemp(prefix="nemo-emulator-"))
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._renderer = self._new_renderer()
+        runner = web.AppRunner(Api(self).app(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = runner.addresses[0][1]
+        self._url = f"http://{_url_host(self._host)}:{port}"
+        self._cdn_url = f"http://{self._cdn_host}:{port}" if self._cdn_host else self._url
+
+    async def close(self) -> None:
+        """Stop the server, end running renders and delete the stored files."""
+        if self._renderer is not None:
+            await self._renderer.cancel_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._own_data_dir and self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._data_dir = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def run_in_thread(self) -> EmulatorThread:
+        """Start the emulator on a background thread with its own event loop.
+
+        For synchronous code and tools (the CLI's ``--local`` mode). Stop it with ``.stop()``
+        or use it as a context manager::
+
+            with Emulator().run_in_thread() as handle:
+                print(handle.url)
+
+        Returns:
+            A handle with ``url``, ``emulator``, ``call(fn, *args)`` and ``stop()``.
+        """
+        from nemo_sync.emulator._thread import EmulatorThread
+
+        handle = EmulatorThread(self)
+        handle.start()
+        return handle
+
+    # -- what tests look at ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The API's base URL, like ``http://127.0.0.1:54321``.
+
+        Raises:
+            RuntimeError: before :meth:`start`.
+        """
+        if not self._url:
+            raise RuntimeError("the Emulator is not started: use `async with Emulator() as emu`")
+        return self._url
+
+    @property
+    def cdn_url(self) -> str:
+        """The base URL of download links (differs from :attr:`url` with ``cdn_host``)."""
+        self.url  # noqa: B018 - raises the "not started" error
+        return self._cdn_url
+
+    @property
+    def port(self) -> int:
+        """The port the emulator listens on."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def data_dir(self) -> Path:
+        """Where uploads and renders are stored."""
+        if self._data_dir is None:
+            raise RuntimeError("the Emulator is not started")
+        return self._data_dir
+
+    @property
+    def renderer(self) -> Renderer:
+        """The render job runner (internal)."""
+        if self._renderer is None:
+            raise RuntimeError("the Emulator is not started")
+        return self._renderer
+
+    @property
+    def render_backend(self) -> RenderBackend | None:
+        """What renders MP4s (``None``: renders fail saying what to install)."""
+        return self._backend
+
+    @property
+    def sessions(self) -> Mapping[str, SessionRecord]:
+        """Every session by id (read-only): ``emu.sessions[sid].draft``, ``.media[mid].sha256``."""
+        return MappingProxyType(self.state.sessions)
+
+    @property
+    def renders(self) -> Mapping[str, RenderRecord]:
+        """Every render job by the server's render id (read-only)."""
+        return MappingProxyType(self.state.renders)
+
+    def http(self) -> aiohttp.ClientSession:
+        """The client the emulator fetches URL uploads with (made on first use)."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    # -- test helpers ---------------------------------------------------------------------
+
+    def account(self, key: str) -> Account:
+        """An account by token, anonymous client id or account id.
+
+        Raises:
+            KeyError: when there is none.
+        """
+        return self.state.find_account(key)
+
+    def add_token(
+        self,
+        token: str,
+        *,
+        credits: int = ANONYMOUS_CREDITS,
+        registered: bool = True,
+        expires_in: float | None = None,
+    ) -> Account:
+        """Accept a user-given token (as ``NEMO_TOKEN`` would hold), with an account of its own.
+
+        Args:
+            token: The token value.
+            credits: Its starting balance.
+            registered: Registered accounts are not blocked by ``export_requires_plan`` and
+                get no registration link.
+            expires_in: Seconds (emulator clock) until it expires; ``None``: never.
+
+        Raises:
+            ValueError: when the token is already known.
+        """
+        expires_at = self.clock.now() + expires_in if expires_in is not None else None
+        return self.state.add_token(
+            token, credits=credits, registered=registered, expires_at=expires_at
+        ).account
+
+    def set_credits(
+        self, key: str, *, available: int | None = None, frozen: int | None = None
+    ) -> Account:
+        """Set an account's balance (by token, client id or account id).
+
+        Raises:
+            KeyError: when there is no such account.
+        """
+        account = self.state.find_account(key)
+        if available is not None:
+            account.available = available
+        if frozen is not None:
+            account.frozen = frozen
+        return account
+
+    def register(self, key: str) -> Account:
+        """Mark an account as registered (lifts ``export_requires_plan``).
+
+        Raises:
+            KeyError: when there is no such account.
+        """
+        account = self.state.find_account(key)
+        account.registered = True
+        return account
+
+    async def wait_for_renders(self) -> None:
+        """Wait until every render job has completed or failed."""
+        await self.renderer.idle()
+
+    def reset(self) -> None:
+        """Forget everything: accounts, tokens, sessions, media, renders, faults, requests,
+        and the clock's offset. Running renders are stopped."""
+        if self._renderer is not None:
+            self._renderer.abandon()
+        self.state = State(self._seed)
+        self.faults.clear()
+        self.requests.clear()
+        self.clock.reset()
+        if self._data_dir is not None:
+            for folder in ("media", "renders"):
+                shutil.rmtree(self._data_dir / folder, ignore_errors=True)
+
+    def _new_renderer(self) -> Renderer:
+        config = self.config
+        return Renderer(
+            self._backend,
+            render_seconds=lambda: config.render_seconds,
+            out_dir=self.data_dir / "renders",
+        )

@@ -1,0 +1,124 @@
+"""The emulator's only door to the local engine (``nemo_sync.local``), every import guarded.
+
+Without the ``local`` extra the emulator still runs: durations come from the standard library,
+beats from a steady 120 BPM grid (``nemo_sync.local.plan`` is pure Python), and renders fail
+with a message saying what to install.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from nemo_sync.emulator._render import RenderBackend
+
+logger = logging.getLogger("nemo_sync.emulator")
+
+GRID_BPM = 120.0
+
+
+@attrs.frozen
+class BeatInfo:
+    """A music file's beats (ms from its start).
+
+    Attributes:
+        analyzed: True when they come from audio analysis, False for the steady grid.
+    """
+
+    bpm: float
+    beats_ms: tuple[int, ...]
+    downbeats_ms: tuple[int, ...]
+    analyzed: bool
+
+
+@attrs.frozen
+class ClipInfo:
+    """A clip to cut: a video (or an image, shown for a fixed time)."""
+
+    media_id: str
+    name: str
+    kind: str
+    duration_ms: int
+
+
+@attrs.frozen
+class CutPlanInfo:
+    """Video segments (wire-format dicts: mid/st/d/in) and where the music starts."""
+
+    segments: list[dict[str, Any]]
+    music_in_ms: int
+    beats_ms: tuple[int, ...]
+    downbeats_ms: tuple[int, ...]
+
+
+def _ints(values: Any) -> tuple[int, ...]:
+    return tuple(round(float(v)) for v in values)
+
+
+def probe_duration_ms(path: Path) -> int | None:
+    """The duration the local engine reads, or ``None`` (no extra, or it could not tell)."""
+    try:
+        from nemo_sync.local import probe
+    except ImportError:
+        return None
+    try:
+        info = probe(path)
+    except Exception:  # an unreadable file falls back to the stdlib readers
+        logger.debug("local probe failed for %s", path.name, exc_info=True)
+        return None
+    value = getattr(info, "duration_ms", None)
+    return round(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def analyse_beats(path: Path, duration_ms: int) -> BeatInfo:
+    """The beats of a music file: analysed with the local extra, else a 120 BPM grid.
+
+    Blocking (decodes audio): run it in a thread.
+
+    Raises:
+        Exception: whatever the analysis raises for a file it cannot decode.
+    """
+    try:
+        from nemo_sync.local import analyze_beats
+    except ImportError:
+        from nemo_sync.local.plan import beat_grid
+
+        grid = beat_grid(duration_ms, bpm=GRID_BPM)
+        return BeatInfo(GRID_BPM, _ints(grid.beats_ms), _ints(grid.downbeats_ms), analyzed=False)
+    found = analyze_beats(path)
+    return BeatInfo(
+        float(found.bpm), _ints(found.beats_ms), _ints(found.downbeats_ms), analyzed=True
+    )
+
+
+def plan_cuts(clips: Sequence[ClipInfo], beats: BeatInfo, music_ms: int) -> CutPlanInfo:
+    """Cut the clips on the beats (the local engine's planner, which is pure Python)."""
+    from nemo_sync.local.plan import Clip, plan_beat_cuts
+
+    plan = plan_beat_cuts(
+        [Clip(media_id=c.media_id, duration_ms=c.duration_ms, kind=c.kind) for c in clips],
+        beats_ms=list(beats.beats_ms),
+        downbeats_ms=list(beats.downbeats_ms),
+        music_duration_ms=music_ms,
+    )
+    return CutPlanInfo(
+        segments=[dict(s) for s in plan.video_segments],
+        music_in_ms=int(plan.music_in_ms),
+        beats_ms=_ints(plan.beats_ms),
+        downbeats_ms=_ints(plan.downbeats_ms),
+    )
+
+
+def default_backend() -> RenderBackend | None:
+    """The local render backend when the extra is installed, else ``None``."""
+    try:
+        from nemo_sync.local import LocalRenderBackend
+    except ImportError:
+        return None
+    backend: RenderBackend = LocalRenderBackend()
+    return backend

@@ -1,0 +1,197 @@
+"""Render jobs: queued -> processing (progress) -> completed or failed, with credits held.
+
+Credits are frozen when the job is accepted, charged when it completes and released when it
+fails. The blocking render runs in a thread; its progress comes back through the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from nemo_sync.emulator import _draft as d
+from nemo_sync.emulator._state import RenderRecord, SessionRecord
+
+logger = logging.getLogger("nemo_sync.emulator")
+
+NO_RENDERER = "no renderer installed: pip install 'nemo-sync[local]'"
+RESOLUTIONS = {"720p": 720, "1080p": 1080}
+_TICK = 0.05
+
+
+@runtime_checkable
+class RenderBackend(Protocol):
+    """What renders a draft to an MP4 (``nemo_sync.local.LocalRenderBackend`` is the real one).
+
+    ``render`` blocks (the emulator runs it in a thread) and reports progress 0.0-1.0.
+    """
+
+    name: str
+
+    def render(
+        self,
+        draft: dict[str, Any],
+        media: Mapping[str, Path],
+        out: Path,
+        *,
+        width: int,
+        height: int,
+        on_progress: Callable[[float], None],
+    ) -> None:
+        """Write the rendered video to ``out``."""
+        ...
+
+
+def output_size(resolution: str, aspect: str) -> tuple[int, int]:
+    """``(width, height)``: the short side is the resolution, the aspect picks the long side."""
+    short = RESOLUTIONS[resolution]
+    if aspect == "16:9":
+        return short * 16 // 9, short
+    if aspect == "1:1":
+        return short, short
+    return short, short * 16 // 9
+
+
+class Renderer:
+    """Runs the render jobs of one emulator."""
+
+    def __init__(
+        self,
+        backend: RenderBackend | None,
+        *,
+        render_seconds: Callable[[], float],
+        out_dir: Path,
+    ) -> None:
+        self.backend = backend
+        self._render_seconds = render_seconds
+        self._out_dir = out_dir
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, job: RenderRecord, session: SessionRecord) -> None:
+        """Freeze the job's credits and run it in the background."""
+        job.account.available -= job.cost
+        job.account.frozen += job.cost
+        task = asyncio.ensure_future(self._run(job, session))
+        job.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: RenderRecord, session: SessionRecord) -> None:
+        started = time.monotonic()
+        total = self._render_seconds()
+        try:
+            await asyncio.sleep(total * 0.2)
+            job.status = "processing"
+            out = await self._produce(job, session, started, total)
+            remaining = started + total - time.monotonic()
+            if remaining > 0:
+                await self._tick_until(job, started, total, started + total)
+            job.output = out
+            job.progress = 100
+            job.status = "completed"
+            job.account.frozen -= job.cost  # charged
+        except asyncio.CancelledError:
+            self._fail(job, "the emulator shut down")
+            raise
+        except Exception as exc:  # a failed render is a job state, not a crash
+            logger.debug("render %s failed", job.id, exc_info=True)
+            self._fail(job, str(exc) or type(exc).__name__)
+
+    def _fail(self, job: RenderRecord, message: str) -> None:
+        if job.done:
+            return
+        job.status = "failed"
+        job.error = message
+        job.account.frozen -= job.cost
+        job.account.available += job.cost  # released
+
+    async def _tick_until(
+        self, job: RenderRecord, started: float, total: float, until: float
+    ) -> None:
+        """Advance time-based progress (the floor under the backend's own reports)."""
+        while (now := time.monotonic()) < until:
+            if total > 0:
+                job.progress = max(job.progress, min(95, int((now - started) / total * 100)))
+            await asyncio.sleep(min(_TICK, until - now))
+
+    async def _produce(
+        self, job: RenderRecord, session: SessionRecord, started: float, total: float
+    ) -> Path:
+        if job.fail_with is not None:
+            await self._tick_until(job, started, total, started + total * 0.6)
+            raise RuntimeError(job.fail_with)
+        if self.backend is None:
+            raise RuntimeError(NO_RENDERER)
+        media = _media_paths(job.draft, session)
+        out = self._out_dir / f"{job.id}.mp4"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+
+        def report(value: float) -> None:
+            done = min(max(value, 0.0), 1.0)
+            loop.call_soon_threadsafe(_raise_progress, job, 20 + int(done * 75))
+
+        backend = self.backend
+        rendering = asyncio.ensure_future(
+            asyncio.to_thread(
+                backend.render,
+                job.draft,
+                media,
+                out,
+                width=job.width,
+                height=job.height,
+                on_progress=report,
+            )
+        )
+        while not rendering.done():
+            await asyncio.wait([rendering], timeout=_TICK)
+            if total > 0:
+                elapsed = (time.monotonic() - started) / total
+                _raise_progress(job, min(95, int(elapsed * 100)))
+        rendering.result()
+        if not out.is_file() or out.stat().st_size == 0:
+            raise RuntimeError(f"the {backend.name} renderer wrote no output")
+        return out
+
+    async def idle(self) -> None:
+        """Wait until every running job has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def abandon(self) -> None:
+        """Cancel every job without waiting (they end as failed); see :meth:`cancel_all`."""
+        for task in self._tasks:
+            task.cancel()
+
+    async def cancel_all(self) -> None:
+        """Stop every job (they end as failed)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _raise_progress(job: RenderRecord, value: int) -> None:
+    if not job.done:
+        job.progress = max(job.progress, min(value, 99))
+
+
+def _media_paths(draft: dict[str, Any], session: SessionRecord) -> dict[str, Path]:
+    """The files the draft refers to.
+
+    Raises:
+        RuntimeError: when the timeline is empty or names media the session does not have.
+    """
+    if not any(d.segments(t) for t in d.tracks_of(draft, d.VIDEO)):
+        raise RuntimeError("nothing to render: the timeline has no video segments")
+    paths = {}
+    for media_id in sorted(d.media_ids(draft)):
+        media = session.media.get(media_id)
+        if media is None:
+            raise RuntimeError(f"the draft uses media {media_id!r}, which is not in the session")
+        paths[media_id] = media.path
+    return paths

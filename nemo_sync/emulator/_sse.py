@@ -1,0 +1,97 @@
+"""Writing a Server-Sent Events stream, with heartbeats and the faults that cut it short."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+
+class SseWriter:
+    """Writes ADK events as ``data:`` lines; after a disconnect or a cut, writes nothing more.
+
+    Args:
+        request: The request being answered.
+        response: The prepared stream response.
+        cut_after: Close the connection abruptly after this many events (a fault).
+        drop: Close the connection in the middle of the first event (a fault).
+        heartbeat_interval: Seconds between heartbeats while waiting.
+    """
+
+    def __init__(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        *,
+        cut_after: int | None = None,
+        drop: bool = False,
+        heartbeat_interval: float = 0.2,
+    ) -> None:
+        self._request = request
+        self._response = response
+        self._cut_after = cut_after
+        self._drop = drop
+        self._interval = heartbeat_interval
+        self._beats = 0
+        self.events_sent = 0
+        self.open = True
+
+    async def _write(self, data: bytes) -> None:
+        if not self.open:
+            return
+        try:
+            await self._response.write(data)
+        except ConnectionError:
+            self.open = False  # the client left; the turn goes on without it
+
+    def _close_abruptly(self) -> None:
+        self.open = False
+        transport = self._request.transport
+        if transport is not None:
+            transport.close()
+
+    async def event(self, payload: dict[str, Any]) -> None:
+        """Send one event (or cut the stream here, when a fault says so)."""
+        if not self.open:
+            return
+        if self._cut_after is not None and self.events_sent >= self._cut_after:
+            self._close_abruptly()
+            return
+        data = f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+        if self._drop:
+            await self._write(data[: len(data) // 2])
+            self._close_abruptly()
+            return
+        await self._write(data)
+        self.events_sent += 1
+
+    async def heartbeat(self) -> None:
+        """A keep-alive: a comment line, or an empty ``data:`` line (the backend sends both)."""
+        self._beats += 1
+        await self._write(b": ping\n\n" if self._beats % 2 else b"data: \n\n")
+
+    async def keep_alive(self, work: Awaitable[T], *, at_least: float = 0.0) -> T:
+        """Await ``work`` (and at least ``at_least`` seconds), sending heartbeats meanwhile."""
+        task = asyncio.ensure_future(work)
+        deadline = time.monotonic() + at_least
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if task.done():
+                    if remaining <= 0:
+                        return task.result()
+                    await asyncio.sleep(min(self._interval, remaining))
+                else:
+                    slice_ = self._interval if remaining <= 0 else min(self._interval, remaining)
+                    await asyncio.wait([task], timeout=slice_)
+                if not task.done() or time.monotonic() < deadline:
+                    await self.heartbeat()
+        finally:
+            if not task.done():
+                task.cancel()

@@ -1,0 +1,338 @@
+"""What the emulated service remembers: accounts, tokens, sessions, media, render jobs.
+
+Every lookup is a dict access: one emulator serves hundreds of concurrent sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from nemo_sync.emulator._errors import ApiError
+
+TOKEN_LIFETIME = 7 * 86400.0
+ANONYMOUS_CREDITS = 100
+
+
+@attrs.define(eq=False)
+class Account:
+    """A user of the service: an anonymous client id, or a user-given token.
+
+    Attributes:
+        id: The account id (``acct_...``).
+        client_id: The anonymous client id, ``None`` for an account made by ``add_token``.
+        registered: Registered accounts can export when the plan check is on, and get no
+            registration link.
+        available: Credits that can be spent now.
+        frozen: Credits held by running render jobs.
+        bind_code: The code in the registration link (``?bind=``).
+        token_issued_at: When the last anonymous token was issued (emulator clock).
+    """
+
+    id: str
+    client_id: str | None
+    registered: bool
+    available: int
+    frozen: int = 0
+    bind_code: str = attrs.field(factory=lambda: secrets.token_hex(8))
+    token_issued_at: float | None = None
+
+    @property
+    def total(self) -> int:
+        """available + frozen."""
+        return self.available + self.frozen
+
+    def balance(self) -> dict[str, int]:
+        """The credits endpoint's ``data``."""
+        return {"available": self.available, "frozen": self.frozen, "total": self.total}
+
+
+@attrs.define(eq=False)
+class Token:
+    """A bearer token and the account behind it (``expires_at`` on the emulator clock)."""
+
+    value: str = attrs.field(repr=False)
+    account: Account
+    expires_at: float | None
+
+
+@attrs.define(eq=False)
+class MediaRecord:
+    """A media file in a session.
+
+    Attributes:
+        id: The media id (``med_...``).
+        name: The file name as uploaded.
+        size: Bytes stored.
+        kind: ``"video"``, ``"audio"`` or ``"image"``.
+        duration_ms: Its duration (``None`` for images).
+        duration_estimated: True when the emulator could not read the duration and assumed 10 s.
+        sha256: Hex digest of the bytes received, computed while streaming.
+        path: Where the bytes are on disk.
+        source_url: The URL it was fetched from (URL uploads).
+        beats: Cached beat analysis (filled by the first beat-sync on it).
+    """
+
+    id: str
+    name: str
+    size: int
+    kind: str
+    duration_ms: int | None
+    duration_estimated: bool
+    sha256: str
+    path: Path = attrs.field(repr=False)
+    source_url: str | None = None
+    beats: Any = attrs.field(default=None, repr=False)
+
+    def public(self, url: str) -> dict[str, Any]:
+        """The media object clients see."""
+        data: dict[str, Any] = {
+            "media_id": self.id,
+            "name": self.name,
+            "size": self.size,
+            "kind": self.kind,
+            "duration_ms": self.duration_ms,
+            "duration_estimated": self.duration_estimated,
+            "sha256": self.sha256,
+            "url": url,
+        }
+        if self.source_url is not None:
+            data["source_url"] = self.source_url
+        return data
+
+
+def empty_draft() -> dict[str, Any]:
+    """A new session's draft. ``cv`` (canvas) is a key the SDK does not know: it must keep it."""
+    return {"t": [], "d": 0, "m": {}, "cv": {"w": 1080, "h": 1920}}
+
+
+@attrs.define(eq=False)
+class SessionRecord:
+    """A session: its draft (wire format, plain dicts), its media and its history.
+
+    Attributes:
+        id: The session id.
+        task_id: The task the session belongs to.
+        account: The owner.
+        draft: The current draft.
+        version: Bumped by every edit.
+        media: Media by id, in upload order.
+        turns: Chat turns run so far.
+    """
+
+    id: str
+    task_id: str
+    account: Account
+    ordinal: int = attrs.field(repr=False)
+    rng: random.Random = attrs.field(repr=False)
+    draft: dict[str, Any] = attrs.field(factory=empty_draft, repr=False)
+    version: int = 0
+    media: dict[str, MediaRecord] = attrs.field(factory=dict, repr=False)
+    turns: int = 0
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, repr=False)
+    _next_id: int = attrs.field(default=0, repr=False)
+
+    def new_id(self, prefix: str) -> str:
+        """A short id for a track or segment, unique in this session and deterministic."""
+        self._next_id += 1
+        return f"{prefix}_{self._next_id}"
+
+
+RENDER_STATUSES = ("queued", "processing", "completed", "failed")
+
+
+@attrs.define(eq=False)
+class RenderRecord:
+    """A render job.
+
+    Attributes:
+        id: The server's render id.
+        client_render_id: The id the client sent (a retried POST with it gets this job back).
+        session_id: The session rendered.
+        status: ``queued``, ``processing``, ``completed`` or ``failed``.
+        progress: 0-100.
+        error: Why it failed.
+        output: The rendered file, once completed.
+        width, height: The output size.
+    """
+
+    id: str
+    client_render_id: str | None
+    session_id: str
+    account: Account = attrs.field(repr=False)
+    draft: dict[str, Any] = attrs.field(repr=False)
+    width: int
+    height: int
+    cost: int
+    status: str = "queued"
+    progress: int = 0
+    error: str | None = None
+    output: Path | None = None
+    sig: str = attrs.field(factory=lambda: secrets.token_urlsafe(12), repr=False)
+    fail_with: str | None = attrs.field(default=None, repr=False)
+    created_at: float = 0.0
+    task: asyncio.Task[None] | None = attrs.field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has finished (completed or failed)."""
+        return self.status in ("completed", "failed")
+
+
+class State:
+    """Accounts, tokens, sessions and render jobs, indexed for O(1) lookups."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.tokens: dict[str, Token] = {}
+        self.accounts: dict[str, Account] = {}
+        self.accounts_by_client: dict[str, Account] = {}
+        self.accounts_by_bind: dict[str, Account] = {}
+        self.sessions: dict[str, SessionRecord] = {}
+        self.media: dict[str, MediaRecord] = {}
+        self.renders: dict[str, RenderRecord] = {}
+        self.renders_by_client_id: dict[tuple[str, str], RenderRecord] = {}
+        self._session_count = 0
+
+    def new_account(self, *, client_id: str | None, registered: bool, credits: int) -> Account:
+        account = Account(
+            id=f"acct_{secrets.token_hex(6)}",
+            client_id=client_id,
+            registered=registered,
+            available=credits,
+        )
+        self.accounts[account.id] = account
+        self.accounts_by_bind[account.bind_code] = account
+        if client_id is not None:
+            self.accounts_by_client[client_id] = account
+        return account
+
+    def issue_anonymous_token(self, client_id: str, now: float) -> Token:
+        """A new token for ``client_id``: the account persists per client id, and only one
+        token is issued per client id per 7 days.
+
+        Raises:
+            ApiError: HTTP 429 (with Retry-After) inside the 7-day window.
+        """
+        account = self.accounts_by_client.get(client_id)
+        if account is None:
+            account = self.new_account(
+                client_id=client_id, registered=False, credits=ANONYMOUS_CREDITS
+            )
+        elif account.token_issued_at is not None:
+            wait = account.token_issued_at + TOKEN_LIFETIME - now
+            if wait > 0:
+                raise ApiError(
+                    429,
+                    "rate limited: one anonymous token per client id per 7 days",
+                    status=429,
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
+        account.token_issued_at = now
+        token = Token(
+            value=f"nemo-emu-{secrets.token_urlsafe(24)}",
+            account=account,
+            expires_at=now + TOKEN_LIFETIME,
+        )
+        self.tokens[token.value] = token
+        return token
+
+    def add_token(
+        self, value: str, *, credits: int, registered: bool, expires_at: float | None
+    ) -> Token:
+        """Register a user-given token with a new account of its own."""
+        if value in self.tokens:
+            raise ValueError("that token is already known to the emulator")
+        account = self.new_account(client_id=None, registered=registered, credits=credits)
+        token = Token(value=value, account=account, expires_at=expires_at)
+        self.tokens[value] = token
+        return token
+
+    def authenticate(self, value: str | None, now: float) -> Account:
+        """The account behind a bearer token.
+
+        Raises:
+            ApiError: 1001 (HTTP 401) for a missing, unknown or expired token.
+        """
+        if not value:
+            raise ApiError(1001, "missing bearer token")
+        token = self.tokens.get(value)
+        if token is None:
+            raise ApiError(1001, "invalid token")
+        if token.expires_at is not None and now >= token.expires_at:
+            raise ApiError(1001, "token expired")
+        return token.account
+
+    def find_account(self, key: str) -> Account:
+        """An account by token, client id or account id.
+
+        Raises:
+            KeyError: when nothing matches.
+        """
+        token = self.tokens.get(key)
+        if token is not None:
+            return token.account
+        account = self.accounts_by_client.get(key) or self.accounts.get(key)
+        if account is None:
+            raise KeyError("no account for that token, client id or account id")
+        return account
+
+    def create_session(self, account: Account) -> SessionRecord:
+        self._session_count += 1
+        ordinal = self._session_count
+        session = SessionRecord(
+            id=str(uuid.uuid4()),
+            task_id=f"task_{secrets.token_hex(6)}",
+            account=account,
+            ordinal=ordinal,
+            # Seeded per session: a session's silent turns and reply wording do not depend on
+            # how other sessions' requests interleave with it.
+            rng=random.Random(f"{self.seed}/{ordinal}"),
+        )
+        self.sessions[session.id] = session
+        return session
+
+    def add_media(self, session: SessionRecord, media: MediaRecord) -> None:
+        session.media[media.id] = media
+        self.media[media.id] = media
+
+    def session_for(self, account: Account, session_id: str) -> SessionRecord:
+        """The account's session.
+
+        Raises:
+            ApiError: 1002 (HTTP 404) when it does not exist or belongs to someone else.
+        """
+        session = self.sessions.get(session_id)
+        if session is None or session.account is not account:
+            raise ApiError(1002, f"session not found: {session_id}")
+        return session
+
+    def render_for(self, account: Account, render_id: str) -> RenderRecord:
+        """The account's render job.
+
+        Raises:
+            ApiError: HTTP 404 (code 4004) when there is no such job for this account.
+        """
+        job = self.renders.get(render_id)
+        if job is None or job.account is not account:
+            raise ApiError(4004, f"render job not found: {render_id}")
+        return job
+
+    def add_render(self, job: RenderRecord) -> None:
+        self.renders[job.id] = job
+        if job.client_render_id:
+            self.renders_by_client_id[(job.account.id, job.client_render_id)] = job
+
+
+def public_sessions(state: State) -> Mapping[str, SessionRecord]:
+    """A read-only view of the sessions."""
+    from types import MappingProxyType
+
+    return MappingProxyType(state.sessions)
