@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from nemo_sync.emulator._faults import Fault
 from nemo_sync.emulator._intent import parse
 from nemo_sync.emulator._local import BeatInfo, analyse_beats
 from nemo_sync.emulator._sse import SseWriter
-from nemo_sync.emulator._state import MediaRecord, SessionRecord
+from nemo_sync.emulator._state import Account, MediaRecord, SessionRecord
 
 AUTHOR = "nemo_agent"
 
@@ -84,16 +85,18 @@ async def run_turn(
     config: Config,
     clock: FakeClock,
     fault: Fault | None,
+    no_credits: Callable[[Account, int], ApiError],
 ) -> web.StreamResponse:
     """Answer ``POST /run_sse`` for one message.
 
     Raises:
-        ApiError: 2001 before the stream starts, when an edit cannot be paid for.
+        ApiError: 2001 (made by ``no_credits``) before the stream starts, when an edit
+            cannot be paid for.
     """
     intent = parse(text)
     account = session.account
     if intent.edits and account.available < config.chat_cost:
-        raise ApiError(2001, "insufficient credits for this edit")
+        raise no_credits(account, config.chat_cost)
     async with session.lock:
         response = web.StreamResponse(
             headers={

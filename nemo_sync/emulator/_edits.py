@@ -218,7 +218,6 @@ def _beat_sync(
 
 def _trim(session: SessionRecord, limit: int, result: EditResult) -> None:
     draft = result.draft
-    _ensure_video(session, result)
     length = int(draft.get("d") or 0)
     if length == 0:
         result.problem(
@@ -306,8 +305,9 @@ def apply_edits(
         beats: The music's beats, when ``intent.sync`` (see :func:`needs_beats`).
     """
     result = EditResult(draft=copy.deepcopy(session.draft))
-    if intent.music and not intent.sync:
-        _ensure_video(session, result)  # beat sync lays out the clips itself
+    if intent.edits and not intent.sync:
+        # The first edit puts the uploaded clips on the timeline; beat sync cuts them itself.
+        _ensure_video(session, result)
     if intent.sync:
         _beat_sync(session, text, result, beats)
     elif intent.music:
@@ -317,7 +317,6 @@ def apply_edits(
     if intent.volume is not None:
         _volume(*intent.volume, result)
     if intent.title is not None:
-        _ensure_video(session, result)
         _title(session, *intent.title, result)
     if intent.aspect is not None:
         _aspect(intent.aspect, result)

@@ -292,6 +292,7 @@ class Api:
             config=self.emu.config,
             clock=self.emu.clock,
             fault=request.get(FAULT),
+            no_credits=self._no_credits,
         )
 
     async def upload(self, request: web.Request) -> web.Response:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     from nemo_sync.emulator._emulator import Emulator
@@ -73,15 +73,19 @@ class EmulatorThread:
         """The emulator's base URL."""
         return self.emulator.url
 
-    def call(self, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func(*args)`` on the emulator's loop and return its result (awaited when it
-        is a coroutine function), e.g. ``handle.call(emu.faults.add, "POST /run_sse", ...)``.
+    @overload
+    def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T: ...
+    @overload
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+    def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``func(*args, **kwargs)`` on the emulator's loop and return its result (awaited
+        when it is a coroutine), e.g. ``handle.call(emu.faults.add, "POST /run_sse", drop=True)``.
         """
 
-        async def run() -> T:
-            result = func(*args)
+        async def run() -> Any:
+            result = func(*args, **kwargs)
             if inspect.isawaitable(result):
-                return await result  # type: ignore[no-any-return]
+                return await result
             return result
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result()

@@ -1,0 +1,138 @@
+"""Emulator: the envelope, request ids, sessions and state, ownership, unknown routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from nemo_sync.emulator import Emulator
+from tests.emulator_raw import Raw, raw_client
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def raw(emu: Emulator) -> AsyncIterator[Raw]:
+    async with raw_client(emu) as client:
+        await client.login()
+        yield client
+
+
+async def test_every_reply_carries_a_request_id(raw: Raw, emu: Emulator) -> None:
+    ok = await raw.call("GET", "/api/credits/balance/simple")
+    failed = await raw.call("GET", "/api/state/nemo_agent/me/nope/latest")
+    missing = await raw.call("GET", "/no/such/route")
+    ids = [r.headers["X-Request-Id"] for r in (ok, failed, missing)]
+    assert all(i.startswith("req_") for i in ids)
+    assert len(set(ids)) == 3
+    assert [r.request_id for r in emu.requests][-3:] == ids
+
+
+async def test_unknown_route_and_method_get_the_envelope(raw: Raw) -> None:
+    missing = await raw.call("GET", "/no/such/route")
+    assert missing.status == 404
+    assert missing.code == 404
+    wrong_method = await raw.call("GET", "/run_sse")
+    assert wrong_method.status == 405
+    assert "POST" in wrong_method.headers["Allow"]
+
+
+async def test_create_session_and_read_its_state(raw: Raw, emu: Emulator) -> None:
+    reply = await raw.call(
+        "POST", "/api/tasks/me/with-session/nemo_agent", json_body={"task_name": "project"}
+    )
+    assert reply.status == 200
+    data = reply.data
+    assert data["task_id"].startswith("task_")
+    assert data["bind_url"].startswith(f"{emu.url}/bind?bind=")
+    state = await raw.state(data["session_id"])
+    assert state.status == 200
+    assert state.data["draft"]["t"] == []
+    assert state.data["draft"]["cv"] == {"w": 1080, "h": 1920}  # a key clients must keep
+    assert state.data["media"] == []
+    assert state.data["version"] == 0
+    assert emu.sessions[data["session_id"]].account is emu.account(raw.token or "")
+
+
+async def test_unknown_session_is_1002_on_every_session_route(raw: Raw) -> None:
+    state = await raw.state("nope")
+    assert (state.status, state.code) == (404, 1002)
+    upload = await raw.upload("nope", "a.mp3", b"abc")
+    assert upload.code == 1002
+    chat = await raw.call("POST", "/run_sse", json_body=raw.chat_body("nope", "hi"))
+    assert chat.code == 1002
+    render = await raw.render("nope")
+    assert render.code == 1002
+
+
+async def test_another_accounts_session_is_not_found(raw: Raw, emu: Emulator) -> None:
+    session_id = await raw.new_session()
+    async with raw_client(emu) as other:
+        await other.login("someone-else")
+        assert (await other.state(session_id)).code == 1002
+
+
+async def test_bad_bodies_are_http_400(raw: Raw) -> None:
+    session_id = await raw.new_session()
+    not_json = await raw.call(
+        "POST", "/run_sse", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert (not_json.status, not_json.code) == (400, 4000)
+    no_text = await raw.call(
+        "POST",
+        "/run_sse",
+        json_body={"app_name": "nemo_agent", "session_id": session_id, "new_message": {}},
+    )
+    assert no_text.status == 400
+    wrong_app = await raw.call(
+        "POST", "/run_sse", json_body={**raw.chat_body(session_id, "hi"), "app_name": "other"}
+    )
+    assert wrong_app.status == 404
+
+
+async def test_bind_page_answers_for_a_known_code(raw: Raw) -> None:
+    reply = await raw.call("POST", "/api/tasks/me/with-session/nemo_agent", json_body={})
+    bind_url: str = reply.data["bind_url"]
+    async with raw.http.get(bind_url) as page:
+        assert page.status == 200
+        assert "registration" in (await page.text()).lower()
+    async with raw.http.get(raw.emu.url + "/bind?bind=unknown") as page:
+        assert page.status == 404
+
+
+async def test_reset_forgets_everything(raw: Raw, emu: Emulator) -> None:
+    await raw.new_session()
+    emu.faults.add("GET /api/credits/balance/simple", status=500)
+    emu.clock.advance(days=1)
+    emu.reset()
+    assert len(emu.sessions) == 0
+    assert len(emu.faults) == 0
+    assert len(emu.requests) == 0
+    assert emu.clock.offset == 0
+    assert (await raw.call("GET", "/api/credits/balance/simple")).code == 1001
+
+
+async def test_not_started_emulator_says_so() -> None:
+    emu = Emulator()
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = emu.url
+    await emu.start()
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            await emu.start()
+        assert emu.port > 0
+        assert repr(emu).startswith(f"Emulator({emu.url}")
+    finally:
+        await emu.close()
+
+
+async def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="silent_ratio"):
+        Emulator(silent_ratio=1.5)
+    with pytest.raises(ValueError, match="heartbeat_interval"):
+        Emulator(heartbeat_interval=0)
