@@ -136,3 +136,11 @@ async def test_bad_settings_are_refused() -> None:
         Emulator(silent_ratio=1.5)
     with pytest.raises(ValueError, match="heartbeat_interval"):
         Emulator(heartbeat_interval=0)
+
+
+async def test_an_emulator_failure_is_a_500_envelope(raw: Raw, emu: Emulator) -> None:
+    session_id = await raw.new_session()
+    (emu.data_dir / "media").write_text("a file where the media folder should be")
+    reply = await raw.upload(session_id, "a.mp3", b"abc")
+    assert (reply.status, reply.code) == (500, 500)
+    assert reply.message.startswith("emulator error: ")

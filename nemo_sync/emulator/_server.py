@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from datetime import datetime, timezone
@@ -12,9 +11,8 @@ from aiohttp import web
 
 from nemo_sync.emulator._chat import run_turn
 from nemo_sync.emulator._errors import ApiError, bad_request
-from nemo_sync.emulator._faults import Fault
 from nemo_sync.emulator._files import serve_file
-from nemo_sync.emulator._recorder import RecordedRequest, redact_headers
+from nemo_sync.emulator._middleware import FAULT, plumbing, stamp_request_id
 from nemo_sync.emulator._render import RESOLUTIONS, output_size
 from nemo_sync.emulator._state import Account, MediaRecord, RenderRecord, SessionRecord
 from nemo_sync.emulator._upload import discard, read_json, read_multipart, to_record
@@ -22,8 +20,6 @@ from nemo_sync.emulator._upload import discard, read_json, read_multipart, to_re
 if TYPE_CHECKING:
     from nemo_sync.emulator._emulator import Emulator
 
-REQUEST_ID = web.RequestKey("request_id", str)
-FAULT = web.RequestKey("fault", Fault)
 SKILL_SOURCE = "music-cog-online"
 PLATFORMS = ("clawhub", "cursor", "unknown")
 ASPECTS = ("9:16", "16:9", "1:1")
@@ -81,8 +77,11 @@ class Api:
 
     def app(self) -> web.Application:
         """The aiohttp application."""
-        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
-        app.on_response_prepare.append(self._stamp)
+        app = web.Application(
+            middlewares=[plumbing(self.emu, self._with_bind_url)],
+            client_max_size=16 * 1024 * 1024,
+        )
+        app.on_response_prepare.append(stamp_request_id)
         r = app.router
         r.add_get("/", self.index)
         r.add_post("/api/auth/anonymous-token", self.anonymous_token)
@@ -100,51 +99,6 @@ class Api:
         r.add_get("/bind", self.bind_page)
         return app
 
-    async def _stamp(self, request: web.Request, response: web.StreamResponse) -> None:
-        request_id = request.get(REQUEST_ID)
-        if request_id is not None:
-            response.headers["X-Request-Id"] = request_id
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        emu = self.emu
-        request_id = f"req_{secrets.token_hex(8)}"
-        request[REQUEST_ID] = request_id
-        record = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            headers=redact_headers(request.headers),
-            body_size=request.content_length or 0,
-            host=request.host,
-            request_id=request_id,
-        )
-        emu.requests.append(record)
-        fault = emu.faults.take(request.method, request.path)
-        if fault is not None:
-            request[FAULT] = fault
-        try:
-            if fault is not None and fault.latency:
-                await asyncio.sleep(fault.latency)
-            if fault is not None and fault.forces_error:
-                raise self._with_bind_url(fault.error(), request)
-            response: web.StreamResponse = await handler(request)
-        except ApiError as exc:
-            response = web.json_response(exc.envelope(), status=exc.status, headers=exc.headers)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = web.json_response(
-                {"code": exc.status, "message": exc.reason.lower(), "data": None},
-                status=exc.status,
-                headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
-            )
-        if fault is not None and fault.drop and isinstance(response, web.Response):
-            response = await self._drop(request, response)
-        record.status = response.status
-        record.body_size = max(record.body_size, request.content.total_bytes)
-        return response
-
     def _with_bind_url(self, error: ApiError, request: web.Request) -> ApiError:
         """A forced 2001 carries the registration link, as a real one does."""
         if error.code == 2001 and error.data is None:
@@ -152,17 +106,6 @@ class Api:
             if account is not None and not account.registered:
                 error.data = {"bind_url": self.bind_url(account)}
         return error
-
-    async def _drop(self, request: web.Request, response: web.Response) -> web.StreamResponse:
-        """Send the headers and half the body, then close the connection."""
-        body = response.body if isinstance(response.body, bytes) else b""
-        partial = web.StreamResponse(status=response.status, headers=response.headers)
-        partial.content_length = len(body)
-        await partial.prepare(request)
-        await partial.write(body[: len(body) // 2])
-        if request.transport is not None:
-            request.transport.close()
-        return partial
 
     # -- helpers --------------------------------------------------------------------------
 
