@@ -20,7 +20,9 @@ from nemo_sync._events import (
     UnknownEvent,
 )
 from nemo_sync._gui import SuggestedAction, SuggestedKind
+from nemo_sync._jobstore import JobRecord
 from nemo_sync._models import Credits, Media, SessionState
+from nemo_sync._render import RenderJob, RenderResult
 from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
 from nemo_sync._version import __version__
@@ -81,6 +83,7 @@ __all__ = [
     "FileTooLargeError",
     "HeartbeatEvent",
     "InsufficientCreditsError",
+    "JobRecord",
     "Media",
     "MissingClientIdError",
     "NemoClient",
@@ -88,6 +91,8 @@ __all__ = [
     "RateLimitError",
     "RenderError",
     "RenderFailedError",
+    "RenderJob",
+    "RenderResult",
     "RenderTimeoutError",
     "Segment",
     "ServerError",
@@ -105,6 +110,6 @@ __all__ = [
     "TurnCompleteEvent",
     "UnknownEvent",
     "UnsupportedFileError",
-    "__version__",
     "route",
+    "__version__",
 ]

@@ -23,6 +23,9 @@ from nemo_sync.errors import ClientClosedError, ConfigurationError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from nemo_sync._jobstore import JobRecord
+    from nemo_sync._render import RenderJob
+
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -186,3 +189,23 @@ class NemoClient:
             raise ConfigurationError("session_id must be a non-empty string")
         self._ensure_open()
         return Session(self, session_id.strip())
+
+    def render_job(self, render_id: str) -> RenderJob:
+        """Pick up a render job by id (from ``jobs()``, another process, or a log)."""
+        from nemo_sync._render import RenderJob
+
+        if not render_id or not render_id.strip():
+            raise ConfigurationError("render_id must be a non-empty string")
+        self._ensure_open()
+        return RenderJob(self, render_id.strip())
+
+    async def jobs(self, *, include_finished: bool = True) -> list[JobRecord]:
+        """The render jobs started from this machine (under ``home``), newest first.
+
+        A process that died mid-render finds its jobs here and resumes them with
+        ``render_job(record.id).wait()``.
+        """
+        from nemo_sync._jobstore import JobStore
+
+        records = await JobStore(self._home).list()
+        return [r for r in records if include_finished or not r.finished]

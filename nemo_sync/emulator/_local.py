@@ -88,8 +88,9 @@ def analyse_beats(path: Path, duration_ms: int) -> BeatInfo:
     except ImportError:
         from nemo_sync.local.plan import beat_grid
 
-        grid = beat_grid(duration_ms, bpm=GRID_BPM)
-        return BeatInfo(GRID_BPM, _ints(grid.beats_ms), _ints(grid.downbeats_ms), analyzed=False)
+        grid = beat_grid(GRID_BPM, duration_ms)
+        # On a steady grid the bar's first beat (every 4th) stands in for the downbeat.
+        return BeatInfo(GRID_BPM, _ints(grid), _ints(grid[::4]), analyzed=False)
     found = analyze_beats(path)
     return BeatInfo(
         float(found.bpm), _ints(found.beats_ms), _ints(found.downbeats_ms), analyzed=True
@@ -101,10 +102,10 @@ def plan_cuts(clips: Sequence[ClipInfo], beats: BeatInfo, music_ms: int) -> CutP
     from nemo_sync.local.plan import Clip, plan_beat_cuts
 
     plan = plan_beat_cuts(
-        [Clip(media_id=c.media_id, duration_ms=c.duration_ms, kind=c.kind) for c in clips],
+        [Clip(media_id=c.media_id, name=c.name, duration_ms=c.duration_ms) for c in clips],
         beats_ms=list(beats.beats_ms),
         downbeats_ms=list(beats.downbeats_ms),
-        music_duration_ms=music_ms,
+        total_ms=music_ms,
     )
     return CutPlanInfo(
         segments=[dict(s) for s in plan.video_segments],

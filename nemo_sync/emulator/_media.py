@@ -73,7 +73,7 @@ async def store_stream(chunks: AsyncIterator[bytes], dest: Path, *, limit: int) 
                 complete = True
     finally:
         if not complete:
-            dest.unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, not worth a thread
+            dest.unlink(missing_ok=True)
     if not complete:
         raise TooLarge
     return Stored(dest, size, digest.hexdigest())
