@@ -80,7 +80,9 @@ def _cut_points(
         snapped = min(near, key=lambda b: abs(b - drop)) if near else None
         if snapped is not None and abs(snapped - drop) <= _SNAP_MS and fits(snapped):
             bisect.insort(cuts, snapped)
-    for point in beat_set[::every]:
+    # Fill in every N-th beat counted from the first downbeat, so fills share the bar's phase.
+    phase = beat_set.index(cuts[0]) % every if cuts else 0
+    for point in beat_set[phase::every]:
         if point not in cuts and fits(point):
             bisect.insort(cuts, point)
     if not cuts or cuts[0] != 0:
