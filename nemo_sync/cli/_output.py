@@ -112,7 +112,7 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def callback(self) -> Callable[[int, int], None]:
+    def callback(self) -> Callable[[int, int | None], None]:
         """An ``on_progress(done, total)`` for the library's upload and download calls."""
         return self.update_to
 

@@ -1,0 +1,113 @@
+"""`nemo-sync chat`: an interactive session that behaves like the skill itself.
+
+Each line is routed (``nemo_sync.route``): export, credits, status and upload run directly;
+everything else is a chat turn whose text streams as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nemo_sync._events import TextEvent, ToolCallEvent, ToolResultEvent
+from nemo_sync._routing import Action, route
+from nemo_sync.cli._context import Context
+from nemo_sync.errors import NemoError
+
+if TYPE_CHECKING:
+    from nemo_sync._session import Session
+
+GREETING = (
+    "Connected. Share your audio files and I'll sync them to your video: type `upload FILE`,\n"
+    "then something like 'sync my audio to the video'. `status`, `credits`, `export`, `quit`."
+)
+_QUIT = {"quit", "exit", "bye", "退出"}
+
+
+async def _read_line(prompt: str) -> str | None:
+    try:
+        return await asyncio.to_thread(input, prompt)
+    except EOFError:
+        return None
+
+
+def _attached_files(line: str) -> list[Path]:
+    """Files named on the line (`upload a.mp3 b.mp4`, or a dropped path)."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    return [Path(w).expanduser() for w in words if Path(w).expanduser().is_file()]
+
+
+async def run_chat(ctx: Context) -> int:
+    """The read-route-act loop."""
+    from nemo_sync.cli._commands import _render, _session, _upload_all
+
+    out = ctx.output
+    out.say("Setting things up...")
+    session = await _session(ctx, ctx.args.session, create=True)
+    out.say(GREETING)
+    exports = 0
+    while True:
+        line = await _read_line("> ")
+        if line is None or line.strip().lower() in _QUIT:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        files = _attached_files(line)
+        try:
+            action = route(line, has_attachment=bool(files))
+            if action is Action.UPLOAD:
+                if not files:
+                    out.say("Which file? Type `upload PATH`.")
+                    continue
+                await _upload_all(ctx, session, files)
+            elif action is Action.CREDITS:
+                credits = await (await ctx.client()).credits()
+                out.say(f"Credits: {credits.available} available ({credits.frozen} frozen)")
+            elif action is Action.STATE:
+                out.say((await session.state()).draft.summary())
+            elif action is Action.EXPORT:
+                exports += 1
+                name = Path("synced.mp4" if exports == 1 else f"synced-{exports}.mp4")
+                report = await _render(ctx, session, name)
+                out.say(f"Saved {report['output']}")
+            else:
+                await _turn(ctx, session, line)
+        except NemoError as exc:
+            out.error(str(exc))
+    out.say(
+        f"Bye. Session {session.id} keeps your timeline: `nemo-sync chat --session {session.id}`"
+    )
+    return 0
+
+
+async def _turn(ctx: Context, session: Session, line: str) -> None:
+    out = ctx.output
+    streamed = False
+    async with session.chat(
+        line, on_still_working=lambda _elapsed: out.say("⏳ Still working...")
+    ) as turn:
+        async for event in turn:
+            if isinstance(event, TextEvent) and event.partial:
+                out.say(event.text, end="")
+                streamed = True
+            elif isinstance(event, TextEvent) and not streamed:
+                out.say(event.text, end="")
+            elif isinstance(event, ToolCallEvent):
+                out.info(f"[tool] {event.name}({event.args})")
+            elif isinstance(event, ToolResultEvent):
+                out.info(f"[tool result] {event.name}")
+        result = await turn.result()
+    if result.silent:
+        out.say(result.text)
+        if result.draft_after is not None:
+            out.say(result.draft_after.summary())
+    else:
+        out.say("")
+    for action in result.suggested_actions:
+        out.say(f"(the agent suggests: {action.kind.value}; type `{action.kind.value}` to run it)")
