@@ -51,6 +51,7 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
 
     chat = add("chat", chat_command, "an interactive session, like talking to the agent")
     chat.add_argument("--session", help="continue this session instead of a new one")
+    _render_options(chat)
 
     emulator = add("emulator", emulator_command, "run the API emulator as a server")
     emulator.add_argument("--host", default="127.0.0.1")

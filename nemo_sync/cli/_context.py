@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,19 @@ from nemo_sync.cli._output import Output
 from nemo_sync.errors import ConfigurationError
 
 CLI_STATE = "cli-state.json"
+
+
+def _emulator_settings() -> dict[str, Any]:
+    """Knobs for the embedded emulator, for scripted sessions and tests:
+    NEMO_EMULATOR_SILENT_RATIO (0-1) and NEMO_EMULATOR_SEED."""
+    settings: dict[str, Any] = {}
+    ratio = os.environ.get("NEMO_EMULATOR_SILENT_RATIO")
+    if ratio:
+        settings["silent_ratio"] = float(ratio)
+    seed = os.environ.get("NEMO_EMULATOR_SEED")
+    if seed:
+        settings["seed"] = int(seed)
+    return settings
 
 
 class Context:
@@ -40,7 +54,7 @@ class Context:
         if self.emulator_url is None:
             from nemo_sync.emulator import Emulator
 
-            emulator = await self._stack.enter_async_context(Emulator())
+            emulator = await self._stack.enter_async_context(Emulator(**_emulator_settings()))
             self.emulator_url = emulator.url
             self.output.info(f"local emulator at {emulator.url}")
         return self.emulator_url

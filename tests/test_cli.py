@@ -1,0 +1,148 @@
+"""The `nemo-sync` command, driven like a person would (pexpect) and by scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pexpect
+import pytest
+
+from nemo_sync.local import make_sample_media
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory):
+    return make_sample_media(tmp_path_factory.mktemp("media"), seconds=6.0)
+
+
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nemo_sync", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+
+
+def test_chat_local_through_upload_edit_silent_turn_status_and_export(
+    media, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "NEMO_EMULATOR_SILENT_RATIO": "1.0",
+        "NEMO_HOME": str(tmp_path / "h"),
+        "COLUMNS": "200",
+    }
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "nemo_sync", "--local", "chat", "--resolution", "720p"],
+        cwd=str(tmp_path),
+        env=env,
+        encoding="utf-8",
+        timeout=120,
+    )
+    try:
+        child.expect("Connected")
+        child.sendline(f"upload {media.music}")
+        child.expect("Uploaded beat.wav")
+        child.sendline(f"upload {media.clips[0]} {media.clips[1]}")
+        child.expect("Uploaded night-ball.mp4")
+        # Every edit turn is silent here: the CLI must say what changed from the timeline.
+        child.sendline("sync the background music to my video")
+        child.expect("Updated the timeline: ")
+        child.expect(r"Timeline \(2 tracks\)")
+        child.sendline("status")
+        child.expect(r"Timeline \(2 tracks\): 1\. Video: ")
+        child.sendline("余额")
+        child.expect("Credits: ")
+        child.sendline("export")
+        child.expect(r"Saved .*synced\.mp4")
+        child.sendline("quit")
+        child.expect("Bye")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert "[tool]" not in (child.before or "")  # tool calls only with -v
+    with av.open(str(tmp_path / "synced.mp4")) as container:
+        assert container.streams.video[0].codec_context.height == 1280
+
+
+def test_sync_local_writes_a_real_mp4_and_json_output(media, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    done = run(
+        "--local",
+        "--json",
+        "sync",
+        str(media.music),
+        *map(str, media.clips),
+        "-o",
+        str(out),
+        "--resolution",
+        "720p",
+        "--aspect",
+        "1:1",
+        cwd=tmp_path,
+        env={"NEMO_HOME": str(tmp_path / "h")},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["output"] == str(out.resolve())
+    assert report["summary"].startswith("Timeline (2 tracks)")
+    with av.open(str(out)) as container:
+        video = container.streams.video[0].codec_context
+        assert (video.name, video.width, video.height) == ("h264", 720, 720)
+        assert container.streams.audio[0].codec_context.name == "aac"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["--local", "sync", "missing.mp3"], 1, "missing.mp3: no such file"),
+        (["--local", "state"], 1, "no session yet"),
+        (["sync"], 2, "the following arguments are required"),
+        (["--local", "sync", "x.mp3", "--resolution", "4k"], 2, "invalid choice"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_an_exit_code(
+    tmp_path: Path, args: list[str], code: int, words: str
+) -> None:
+    done = run(*args, cwd=tmp_path, env={"NEMO_HOME": str(tmp_path / "h")})
+    assert done.returncode == code
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_api_hints_at_local(tmp_path: Path) -> None:
+    done = run(
+        "--base-url",
+        "http://127.0.0.1:9",
+        "credits",
+        cwd=tmp_path,
+        env={"NEMO_HOME": str(tmp_path / "h")},
+    )
+    assert done.returncode == 1
+    assert "could not connect" in done.stderr
+    assert "--local" in done.stderr
+
+
+def test_login_credits_logout_never_show_the_token(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    done = run("--local", "login", cwd=tmp_path, env={"NEMO_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    assert "Connected. 100 credits available" in done.stdout
+    saved = json.loads((home / "local" / "credentials.json").read_text())
+    assert saved["token"] not in done.stdout + done.stderr
+    done = run("--local", "logout", cwd=tmp_path, env={"NEMO_HOME": str(home)})
+    assert "Removed" in done.stdout
+    assert not (home / "local" / "credentials.json").exists()
