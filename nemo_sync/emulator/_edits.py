@@ -186,7 +186,7 @@ def _beat_sync(
     track = d.ensure_track(draft, d.VIDEO, "Video", session.new_id)
     names = {m.id: d.label(m.name) for m in clips}
     track["sg"] = [
-        {"id": session.new_id("seg"), "n": names.get(str(seg.get("mid")), ""), **seg}
+        {"n": names.get(str(seg.get("mid")), ""), **seg, "id": session.new_id("seg")}
         for seg in plan.segments
     ]
     length = max((d.end_ms(s) for s in track["sg"]), default=0)

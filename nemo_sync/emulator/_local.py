@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("nemo_sync.emulator")
 
 GRID_BPM = 120.0
+BEATS_PER_BAR = 4
 
 
 @attrs.frozen
@@ -85,12 +86,11 @@ def analyse_beats(path: Path, duration_ms: int) -> BeatInfo:
     """
     try:
         from nemo_sync.local import analyze_beats
-    except ImportError:
+    except ImportError:  # no `local` extra: the pure-Python grid
         from nemo_sync.local.plan import beat_grid
 
-        grid = beat_grid(GRID_BPM, duration_ms)
-        # On a steady grid the bar's first beat (every 4th) stands in for the downbeat.
-        return BeatInfo(GRID_BPM, _ints(grid), _ints(grid[::4]), analyzed=False)
+        beats = tuple(beat_grid(GRID_BPM, duration_ms))
+        return BeatInfo(GRID_BPM, beats, beats[::BEATS_PER_BAR], analyzed=False)
     found = analyze_beats(path)
     return BeatInfo(
         float(found.bpm), _ints(found.beats_ms), _ints(found.downbeats_ms), analyzed=True
@@ -98,14 +98,23 @@ def analyse_beats(path: Path, duration_ms: int) -> BeatInfo:
 
 
 def plan_cuts(clips: Sequence[ClipInfo], beats: BeatInfo, music_ms: int) -> CutPlanInfo:
-    """Cut the clips on the beats (the local engine's planner, which is pure Python)."""
+    """Cut the clips on the beats with the local engine's planner (pure Python).
+
+    The edit lasts as long as the shorter of the music and the clips laid end to end, so
+    neither loops nor runs silent.
+
+    Raises:
+        ValueError: when there is nothing to cut.
+    """
     from nemo_sync.local.plan import Clip, plan_beat_cuts
 
+    clips_ms = sum(c.duration_ms for c in clips)
+    total = min(music_ms, clips_ms) if music_ms > 0 else clips_ms
     plan = plan_beat_cuts(
         [Clip(media_id=c.media_id, name=c.name, duration_ms=c.duration_ms) for c in clips],
-        beats_ms=list(beats.beats_ms),
-        downbeats_ms=list(beats.downbeats_ms),
-        total_ms=music_ms,
+        beats_ms=beats.beats_ms,
+        downbeats_ms=beats.downbeats_ms,
+        total_ms=total,
     )
     return CutPlanInfo(
         segments=[dict(s) for s in plan.video_segments],
