@@ -21,7 +21,11 @@ _PERCENT = re.compile(_NUM + r"\s*%|百分之\s*(\d+)")
 _MUTE = re.compile(r"\bmute\b|静音", re.I)
 _VIDEO_SOUND = re.compile(r"\b(?:video|original|clip|clips)\b|原声|视频声音|视频的声音", re.I)
 _TITLE = re.compile(r"\b(?:title|caption|headline)\b|标题|字幕", re.I)
-_QUOTED = re.compile(r"[\"“「『]([^\"“”「」『』]+)[\"”」』]")
+_QUOTED = re.compile(
+    r"[\"“「『]([^\"“”「」『』]+)[\"”」』]"
+    # Single quotes too, but only as a pair around words: "don't" is not a quote.
+    r"|(?<![A-Za-z0-9])['‘]([^'‘’\n]+?)['’](?![A-Za-z0-9])"
+)
 _TITLE_UNQUOTED = re.compile(
     r"(?:title|caption|headline|标题|字幕)\s*[:：]\s*(.+?)\s*(?:\bfor\b|[,，.。;；]|$)", re.I
 )
@@ -98,7 +102,7 @@ def _title(text: str) -> tuple[str | None, int] | None:
     if not _TITLE.search(text):
         return None
     quoted = _QUOTED.search(text)
-    words = quoted.group(1).strip() if quoted else None
+    words = (quoted.group(1) or quoted.group(2)).strip() if quoted else None
     if words is None:
         unquoted = _TITLE_UNQUOTED.search(text)
         words = unquoted.group(1).strip() if unquoted else None
