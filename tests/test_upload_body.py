@@ -1,0 +1,255 @@
+"""The upload body on the wire: exact framing and length, sources read again, the stall guard."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from nemo_sync import NemoClient
+from nemo_sync._upload import prepare, send
+from nemo_sync._upload_body import (
+    CHUNK_SIZE,
+    FileSource,
+    InvalidUploadError,
+    MultipartBody,
+    PathSource,
+    Prepared,
+    Progress,
+    StreamSource,
+    _StallGuard,
+)
+from nemo_sync.errors import APITimeoutError
+from tests.scripted import ScriptedServer, envelope
+
+PATH = "/api/upload-video/nemo_agent/me/s1"
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+@pytest.fixture
+def accept(api: ScriptedServer) -> ScriptedServer:
+    api.reply("POST", PATH, lambda: envelope({"media_id": "m1", "name": "x"}))
+    return api
+
+
+def open_files(folder: Path) -> list[str]:
+    """The files under ``folder`` this process has open."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+async def test_the_body_is_exact_multipart_with_an_exact_length(accept: ScriptedServer) -> None:
+    data = MP4_HEAD + os.urandom(900_000)  # the scripted server takes up to 1 MiB
+    async with NemoClient(base_url=accept.url, token="t") as nemo:
+        await nemo.session("s1").upload(data, filename='Ünïcode "cut".mp4')
+    (seen,) = accept.seen
+    content_type = seen.headers["Content-Type"]
+    assert content_type.startswith("multipart/form-data; boundary=nemo-sync-")
+    boundary = content_type.split("boundary=", 1)[1].encode()
+    assert int(seen.headers["Content-Length"]) == len(seen.body)
+    assert "Transfer-Encoding" not in seen.headers
+    part_headers = (
+        b'Content-Disposition: form-data; name="file"; '
+        b'filename="\xc3\x9cn\xc3\xafcode %22cut%22.mp4"\r\n'  # UTF-8, quotes as browsers do
+        b"Content-Type: video/mp4\r\n\r\n"
+    )
+    expected = b"--" + boundary + b"\r\n" + part_headers + data + b"\r\n--" + boundary + b"--\r\n"
+    assert seen.body == expected
+
+
+async def test_each_attempt_gets_a_fresh_boundary_and_the_whole_file(
+    api: ScriptedServer, tmp_path: Path
+) -> None:
+    api.reply(
+        "POST",
+        PATH,
+        lambda: envelope(None, code=429, status=429, headers={"Retry-After": "1"}),
+        lambda: envelope({"media_id": "m1"}),
+    )
+    path = tmp_path / "clip.mp4"
+    data = MP4_HEAD + os.urandom(100_000)
+    path.write_bytes(data)
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        await nemo.session("s1").upload(path)
+    first, second = api.seen
+    assert first.headers["Content-Type"] != second.headers["Content-Type"]
+    assert len(first.body) == len(second.body) == int(second.headers["Content-Length"])
+    assert data in first.body
+    assert data in second.body
+
+
+async def test_a_connection_that_takes_no_data_is_given_up(tmp_path: Path) -> None:
+    release = asyncio.Event()
+
+    async def never_reads(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"code": 0, "data": {"media_id": "m"}})
+
+    app = web.Application()
+    app.router.add_post(PATH, never_reads)
+    # No lingering: the server would otherwise try for 10 s to drain the unread body.
+    runner = web.AppRunner(app, access_log=None, lingering_time=0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with NemoClient(base_url=url, token="t") as nemo:
+            # More than the socket buffers on both ends hold: the writes must block.
+            prepared = await prepare(MP4_HEAD + bytes(64 * 1024 * 1024), filename="clip.mp4")
+            started = time.perf_counter()
+            with pytest.raises(APITimeoutError) as caught:
+                await send(nemo.session("s1"), prepared, stall_timeout=0.05)
+            assert time.perf_counter() - started < 2.0
+    finally:
+        release.set()
+        await runner.cleanup()
+    message = caught.value.message
+    assert "The upload of clip.mp4 stalled" in message
+    assert "no data for 0.05 s" in message
+    assert caught.value.endpoint == f"POST {PATH}"
+
+
+async def test_an_abandoned_upload_closes_its_file(accept: ScriptedServer, tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(MP4_HEAD + os.urandom(4 * CHUNK_SIZE))
+
+    def stop_early(sent: int, total: int) -> None:
+        if sent:
+            raise LookupError("stop")
+
+    async with NemoClient(base_url=accept.url, token="t") as nemo:
+        with pytest.raises(LookupError, match="stop"):
+            await nemo.session("s1").upload(path, on_progress=stop_early)
+    for _ in range(100):  # the read in flight finishes in its thread, then the file closes
+        if not open_files(tmp_path):
+            break
+        await asyncio.sleep(0.001)
+    assert open_files(tmp_path) == []
+
+
+async def test_a_file_that_changed_since_the_check_is_not_sent(
+    accept: ScriptedServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(MP4_HEAD + bytes(1000))
+    prepared = await prepare(path)
+    with path.open("ab") as f:
+        f.write(b"more")
+    async with NemoClient(base_url=accept.url, token="t") as nemo:
+        with pytest.raises(InvalidUploadError, match="changed since it was checked"):
+            await send(nemo.session("s1"), prepared)
+
+
+async def read_all(source: FileSource | PathSource | StreamSource) -> bytes:
+    return b"".join([bytes(chunk) async for chunk in source.chunks()])
+
+
+async def test_a_file_object_that_got_shorter_says_so() -> None:
+    source = FileSource(io.BytesIO(b"x" * 10), start=2, size=20)
+    with pytest.raises(InvalidUploadError, match=r"got shorter .*\(8 of 20 bytes read\)"):
+        await read_all(source)
+
+
+async def test_a_file_object_is_read_from_its_start_every_time(tmp_path: Path) -> None:
+    data = os.urandom(3 * CHUNK_SIZE + 5)
+    buffer = io.BytesIO(b"abc" + data + b"trailing bytes not part of the upload")
+    source = FileSource(buffer, start=3, size=len(data))
+    assert await read_all(source) == data
+    assert await read_all(source) == data
+
+
+async def test_a_stream_is_read_once_only() -> None:
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"abc"
+
+    source = StreamSource(stream(), size=3)
+    assert await read_all(source) == b"abc"
+    with pytest.raises(InvalidUploadError, match="already read"):
+        await read_all(source)
+
+
+async def test_a_stream_of_text_is_refused() -> None:
+    async def stream() -> AsyncIterator[str]:
+        yield "abc"
+
+    source = StreamSource(stream(), size=3)  # type: ignore[arg-type]
+    with pytest.raises(InvalidUploadError, match="gave str; it must give bytes"):
+        await read_all(source)
+
+
+class CollectingWriter:
+    """Stands in for aiohttp's stream writer where no socket is involved."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def write(self, chunk: bytes | memoryview) -> None:
+        self.data += chunk
+
+
+async def test_a_body_is_never_sent_twice() -> None:
+    prepared = Prepared(
+        name="a.mp4",
+        size=3,
+        content_type="video/mp4",
+        source=StreamSource(_one(b"abc"), size=3),
+    )
+    body = MultipartBody(prepared, Progress(None, 3), endpoint="POST /x", stall_timeout=1)
+    assert body.size is not None
+    writer = CollectingWriter()
+    await body.write(writer)  # type: ignore[arg-type]
+    assert len(writer.data) == body.size
+    with pytest.raises(RuntimeError, match="sent twice"):
+        await body.write(writer)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="streamed"):
+        body.decode()
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_the_stall_guard_waits_while_data_still_flows() -> None:
+    """A slow link that keeps taking data is not given up; one that stops is."""
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put((reader, writer))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _, client = await asyncio.open_connection("127.0.0.1", port)
+    peer, peer_writer = await accepted.get()
+    client.transport.set_write_buffer_limits(high=1 << 30)  # keep what the kernel refuses
+    client.write(bytes(32 * 1024 * 1024))  # more than the socket buffers hold
+    await asyncio.sleep(0)
+    assert client.transport.get_write_buffer_size() > 0
+    stalled = asyncio.get_running_loop().create_future()
+    started = time.perf_counter()
+    guard = _StallGuard(client, 0.1, lambda: stalled.set_result(time.perf_counter()))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.02)
+        await peer.readexactly(4 * 1024 * 1024)  # the link takes some data, then none
+        when = await asyncio.wait_for(stalled, 1.0)
+    finally:
+        guard.cancel()
+        client.transport.abort()
+        peer_writer.transport.abort()
+        server.close()
+        await server.wait_closed()
+    assert when - started >= 0.19  # the first look saw data flow; the second saw none
+    assert client.transport.is_closing()
