@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nemo_sync import _upload
 from nemo_sync._chat import STILL_WORKING_EVERY, TURN_TIMEOUT, ChatResult, ChatTurn, StillWorking
 from nemo_sync._envelope import pick, require_object
-from nemo_sync._models import SessionState
+from nemo_sync._models import Media, SessionState
+from nemo_sync._upload import UploadFile, UploadSource
+from nemo_sync._upload_body import ProgressCallback
 
 if TYPE_CHECKING:
     from nemo_sync._client import NemoClient
+    from nemo_sync._render import RenderJob
+    from nemo_sync.draft import Draft
 
 
 class Session:
@@ -125,3 +130,133 @@ class Session:
         """Run a whole chat turn and return what it did (see :meth:`chat`)."""
         async with self.chat(text, on_still_working=on_still_working, timeout=timeout) as turn:
             return await turn.result()
+
+    async def upload(
+        self,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        size: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Media:
+        """Upload a video, audio file or image into the session, streamed from its source.
+
+        The file is checked first, and nothing is sent when a check fails: it exists, is a
+        regular file, is not empty, has an accepted format (by its extension, and by its
+        first bytes when they can be read ahead) and is at most 500 MB. Memory use does not
+        grow with the file's size. A retry (after a 429, say) reads the source again from
+        its start; streams and unseekable file objects cannot be read twice, so they are not
+        retried.
+
+        Args:
+            source: A path, bytes, a binary file object (read from its current position),
+                or an async iterable of bytes.
+            filename: The name to upload it as; needed for bytes and streams. Its extension
+                tells the format.
+            content_type: Its media type (by default from the format, e.g. ``video/mp4``).
+            size: Its size in bytes; needed for streams and unseekable file objects.
+            on_progress: Called as ``on_progress(sent_bytes, total_bytes)`` as bytes go out:
+                ``(0, total)`` when an attempt starts (again after a retry), last
+                ``(total, total)``. It may be a coroutine function.
+
+        Returns:
+            The uploaded :class:`Media`.
+
+        Raises:
+            InvalidUploadError: when the source cannot be sent as given (missing, a folder,
+                empty, no filename or size where one is needed).
+            UnsupportedFileError: when its format is not accepted (the message lists them).
+            FileTooLargeError: when it is over 500 MB.
+            APITimeoutError: when the connection took no data for 5 minutes.
+        """
+        return await _upload.upload(
+            self,
+            source,
+            filename=filename,
+            content_type=content_type,
+            size=size,
+            on_progress=on_progress,
+        )
+
+    async def upload_urls(self, urls: Sequence[str]) -> list[Media]:
+        """Have the service fetch files from URLs into the session.
+
+        Args:
+            urls: http(s) URLs. One whose path ends in an extension that is not accepted is
+                refused before anything is sent.
+
+        Returns:
+            The :class:`Media` made, in the service's order.
+
+        Raises:
+            InvalidUploadError: when a URL is not an http(s) URL.
+            UnsupportedFileError: when a URL names a file of a format that is not accepted.
+        """
+        return await _upload.upload_urls(self, urls)
+
+    async def upload_many(
+        self,
+        sources: Iterable[UploadSource | UploadFile],
+        *,
+        concurrency: int = 3,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[Media]:
+        """Upload several files, ``concurrency`` at a time (see :meth:`upload`).
+
+        Every source is checked before any is sent. When an upload fails, those already
+        running finish, the rest are not sent, and :class:`UploadBatchError` says which
+        failed and carries the media of those that made it.
+
+        Args:
+            sources: Paths, bytes, file objects or streams; wrap one in
+                :class:`UploadFile` to give its ``filename``, ``content_type`` or ``size``.
+            concurrency: How many uploads run at once.
+            on_progress: Called as ``on_progress(sent_bytes, total_bytes)`` over the whole
+                batch.
+
+        Returns:
+            The :class:`Media` of each source, in input order.
+
+        Raises:
+            UploadBatchError: when any upload failed after the checks passed.
+            InvalidUploadError, UnsupportedFileError, FileTooLargeError: when a source fails
+                its check (then nothing was sent).
+        """
+        return await _upload.upload_many(
+            self, sources, concurrency=concurrency, on_progress=on_progress
+        )
+
+    async def export(
+        self,
+        draft: Draft | Mapping[str, Any] | None = None,
+        *,
+        resolution: str = "1080p",
+        aspect: str | None = None,
+        ensure_credits: bool = False,
+    ) -> RenderJob:
+        """Start rendering the timeline to an MP4.
+
+        The job is recorded under NEMO_HOME before the request goes out, so it can be found
+        again (``nemo.jobs()``) if this process dies.
+
+        Args:
+            draft: What to render; the session's current timeline when None.
+            resolution: ``"720p"`` or ``"1080p"``.
+            aspect: ``"9:16"``, ``"16:9"`` or ``"1:1"``; the draft's own when None.
+            ensure_credits: Check the balance first and raise before starting a job that
+                cannot be paid.
+
+        Returns:
+            The :class:`RenderJob`; ``await job.wait()`` then ``await job.download(path)``.
+
+        Raises:
+            ConfigurationError: a resolution or aspect the service does not offer.
+            InsufficientCreditsError: no credits (with ``ensure_credits``, before the job).
+            ExportBlockedError: the plan does not allow export.
+        """
+        from nemo_sync._render import export
+
+        return await export(
+            self, draft, resolution=resolution, aspect=aspect, ensure_credits=ensure_credits
+        )

@@ -117,14 +117,14 @@ async def test_script_blocks_run(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(child.communicate(), timeout=240)
+    _out, err = await asyncio.wait_for(child.communicate(), timeout=240)
     assert child.returncode == 0, f"{name} failed:\n{err.decode()[-3000:]}"
 
 
 @pytest.mark.slow
 def test_pytest_blocks_pass_as_a_users_test_suite(pytester: pytest.Pytester) -> None:
     assert TEST_FILES, "docs/testing.md should show test files"
-    for name, code in TEST_FILES:
+    for _name, code in TEST_FILES:
         filename = code.splitlines()[0].removeprefix("# ").strip()
         pytester.makepyfile(**{filename.removesuffix(".py"): code})
     pytester.makeini("[pytest]\nasyncio_mode = auto\n")
