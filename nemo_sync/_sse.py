@@ -1,31 +1,48 @@
-"""A WHATWG event-stream decoder: bytes in, events out, for any chunking of the bytes.
+"""A WHATWG event-stream decoder: bytes in, events out, the same for any chunking of the bytes.
 
 https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 
-We decode SSE ourselves because a stream that ends is a normal end here: the chat turn is
-over. Libraries built for EventSource reconnect (re-POST) at the end of a stream, which
-would send a chat message twice. This decoder never reconnects; ``retry`` is parsed and kept
-for the record only.
+We decode SSE ourselves because here the end of a stream is the normal end of a chat turn.
+EventSource clients reconnect when a stream ends, which re-sends the request: for a chat
+message that means editing the timeline twice and paying twice. This decoder never
+reconnects and has no way to: ``retry`` is parsed and reported, never obeyed, and the last
+event id is kept only so callers can see it.
 
-Beyond the spec, the decoder reports heartbeats, which this API uses to say "still working":
-comment lines (``: ping``) and blocks whose only data is empty (``data:``) both come out as
-:class:`SSEHeartbeat`.
+This API says "still working" with comment lines (``: ping``) and empty ``data:`` blocks, so
+both come out as :class:`SSEHeartbeat`. That is the one departure from the spec, which
+ignores comments and would dispatch the empty block as a message with empty data. (A block
+that names its ``event`` type is always dispatched, even with empty data.)
+
+How it stays fast: a chunk is searched for its *last* line end only (``rfind``, in C); the
+bytes before it are whole lines, decoded in one go and split in one go. The bytes after it
+wait in a list until a later chunk ends their line, which is then joined once and decoded on
+its own: a 10 MB line costs one join and one decode, never a rescan per chunk. Lines are
+decoded only once complete, so UTF-8 cut across chunks needs no incremental decoder; a
+``\r`` that ends a chunk makes a ``\n`` that starts the next one part of the same line end.
 """
 
 from __future__ import annotations
 
 import codecs
-import re
 from collections.abc import AsyncIterable, AsyncIterator
 
 import attrs
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = "\ufeff"
 
 
 @attrs.frozen
 class ServerSentEvent:
-    """One dispatched event."""
+    """One dispatched event.
+
+    Attributes:
+        data: The ``data`` lines, joined with ``\\n``.
+        event: The ``event`` field, or ``"message"`` when the block had none.
+        id: The last event id of the stream when this event was dispatched (the spec keeps
+            it across events), or None when the stream never set one.
+        retry: The reconnection time in ms the stream last asked for, or None. Reported
+            only: nemo-sync never reconnects.
+    """
 
     data: str
     event: str = "message"
@@ -35,115 +52,192 @@ class ServerSentEvent:
 
 @attrs.frozen
 class SSEHeartbeat:
-    """A comment line or an empty ``data:`` block: the server is alive, nothing more."""
+    """A comment line, or a block with empty data and no ``event`` type: the server is alive.
+
+    Attributes:
+        comment: The comment's text (one leading space removed); empty for ``data:``.
+    """
 
     comment: str = ""
 
 
-class SSEDecoder:
-    """Incremental decoder. Feed it chunks; it returns what became complete.
+SSEItem = ServerSentEvent | SSEHeartbeat
 
-    Lines are split on ``\\r\\n``, ``\\r`` or ``\\n`` (a ``\\r\\n`` split across chunks counts
-    once); a BOM is stripped at the start of the stream only; UTF-8 split across chunks is
-    joined before decoding; a line of any length is found in linear time.
+
+class SSEDecoder:
+    """Decodes one event stream, incrementally: feed it chunks, it returns what they completed.
+
+    Lines end with ``\\r\\n``, ``\\r`` or ``\\n`` (a ``\\r\\n`` split across chunks counts
+    once). A UTF-8 BOM is stripped at the start of the stream only. Multi-line ``data`` is
+    joined with ``\\n``; one space after the colon is removed, and only one. ``id`` is ignored
+    when it contains NUL, ``retry`` unless it is all ASCII digits, unknown fields always.
+    Invalid UTF-8 becomes U+FFFD. When the stream ends, an unterminated last event is
+    discarded.
+
+    Example::
+
+        decoder = SSEDecoder()
+        for chunk in chunks:
+            for item in decoder.feed(chunk):
+                ...
+        decoder.end()
     """
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._scan_from = 0  # where the last search for a line end stopped
-        self._skip_lf = False  # the previous chunk ended in \r: a leading \n belongs to it
+        self._pending: list[bytes] = []  # bytes of a line whose end has not arrived yet
+        self._skip_lf = False  # the last chunk ended in \r: a \n starting the next is its pair
         self._started = False
+        self._closed = False
         self._data: list[str] = []
-        self._has_data = False
         self._event = ""
         self._last_id: str | None = None
         self._retry: int | None = None
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     @property
     def last_event_id(self) -> str | None:
-        """The last event id seen (kept across events, as the spec says)."""
+        """The last event id the stream set (kept across events, as the spec says)."""
         return self._last_id
 
-    def feed(self, chunk: bytes) -> list[ServerSentEvent | SSEHeartbeat]:
-        """Add bytes; return the events and heartbeats they completed."""
+    @property
+    def retry(self) -> int | None:
+        """The reconnection time in ms the stream last asked for (reported, never obeyed)."""
+        return self._retry
+
+    def feed(self, chunk: bytes) -> list[SSEItem]:
+        """Add the next bytes of the stream.
+
+        Args:
+            chunk: Any number of bytes, cut anywhere (even inside a character or a ``\\r\\n``).
+
+        Returns:
+            The events and heartbeats completed by these bytes, in stream order.
+
+        Raises:
+            RuntimeError: when called after :meth:`end`.
+        """
+        if self._closed:
+            raise RuntimeError("this SSE stream has ended; decode a new stream with a new decoder")
         if not chunk:
             return []
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        buffer = self._buffer
-        buffer += chunk
-        out: list[ServerSentEvent | SSEHeartbeat] = []
-        start = 0
-        search_from = self._scan_from
-        while True:
-            match = _LINE_END.search(buffer, search_from)
-            if match is None:
-                break
-            end = match.end()
-            if match.group() == b"\r" and end == len(buffer):
-                # A \r at the very end may be half of \r\n: take the line, skip a leading \n.
-                self._skip_lf = True
-            self._line(bytes(buffer[start : match.start()]), out)
-            start = search_from = end
-        if start:
-            del buffer[:start]
-        self._scan_from = len(buffer)
+                if not chunk:
+                    return []
+        out: list[SSEItem] = []
+        if self._pending:
+            # A line started in an earlier chunk: finish it on its own, so that a long line
+            # is joined once and never goes through split().
+            lf, cr = chunk.find(b"\n"), chunk.find(b"\r")
+            if lf < 0 and cr < 0:
+                self._pending.append(chunk)
+                return out
+            end = lf if cr < 0 else cr if lf < 0 else min(lf, cr)
+            self._pending.append(chunk[:end])
+            line = b"".join(self._pending)
+            self._pending.clear()
+            after = end + 1
+            if cr == end:
+                if after == len(chunk):
+                    self._skip_lf = True
+                elif chunk[after] == 10:  # "\r\n"
+                    after += 1
+            if self._started and line.startswith(b"data:"):
+                # A long data line, decoded straight from the buffer: no copy of the text.
+                skip = 6 if line[5:6] == b" " else 5
+                self._data.append(codecs.utf_8_decode(memoryview(line)[skip:], "replace", True)[0])
+            else:
+                self._lines([self._decode(line)], out)
+            chunk = chunk[after:]
+            if not chunk:
+                return out
+        last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if last < 0:
+            self._pending.append(chunk)
+            return out
+        if last + 1 < len(chunk):
+            self._pending.append(chunk[last + 1 :])
+            chunk = chunk[: last + 1]
+        elif chunk[last] == 13:  # "\r" last: maybe half of a "\r\n"
+            self._skip_lf = True
+        text = self._decode(chunk)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        lines.pop()  # the text ends with a line end: the last piece is empty
+        self._lines(lines, out)
         return out
 
-    def end(self) -> list[ServerSentEvent | SSEHeartbeat]:
-        """The stream ended: an unterminated last line or event is discarded (the spec)."""
-        self._buffer.clear()
-        self._scan_from = 0
-        self._data, self._has_data, self._event = [], False, ""
+    def end(self) -> list[SSEItem]:
+        """The stream ended. An unterminated last line or event is discarded, as the spec says.
+
+        Returns:
+            Always an empty list (kept so callers can treat the end like a last chunk).
+        """
+        self._closed = True
+        self._pending.clear()
+        self._data = []
+        self._event = ""
         return []
 
-    def _line(self, raw: bytes, out: list[ServerSentEvent | SSEHeartbeat]) -> None:
+    def _decode(self, raw: bytes) -> str:
+        # Only whole lines get here, so no character is ever cut in two.
+        text = raw.decode("utf-8", "replace")
         if not self._started:
             self._started = True
-            if raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8) :]
-        line = self._decoder.decode(raw, final=True)
-        if not line:
-            self._dispatch(out)
-            return
-        if line[0] == ":":
-            out.append(SSEHeartbeat(line[1:].lstrip(" ")))
-            return
-        field, sep, value = line.partition(":")
-        if sep and value[:1] == " ":
+            if text.startswith(_BOM):
+                return text[1:]
+        return text
+
+    def _lines(self, lines: list[str], out: list[SSEItem]) -> None:
+        # The hot loop, with the common cases first and the dispatch inlined.
+        data = self._data
+        for line in lines:
+            if line.startswith("data:"):
+                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+            elif not line:
+                if data:
+                    value = data[0] if len(data) == 1 else "\n".join(data)
+                    if value or self._event:
+                        event = self._event or "message"
+                        out.append(ServerSentEvent(value, event, self._last_id, self._retry))
+                    else:
+                        out.append(SSEHeartbeat())  # a bare empty `data:`: a keep-alive
+                    data = self._data = []
+                self._event = ""
+            elif line[0] == ":":
+                out.append(SSEHeartbeat(line[2:] if line.startswith(" ", 1) else line[1:]))
+            else:
+                self._field(line, data)
+
+    def _field(self, line: str, data: list[str]) -> None:
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
             value = value[1:]
-        if field == "data":
-            self._data.append(value)
-            self._has_data = True
-        elif field == "event":
+        if name == "data":  # "data" without a colon: an empty data line
+            data.append(value)
+        elif name == "event":
             self._event = value
-        elif field == "id":
+        elif name == "id":
             if "\0" not in value:
                 self._last_id = value
-        elif field == "retry" and value.isdigit() and value.isascii():
+        elif name == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
         # Any other field is ignored, as the spec says.
 
-    def _dispatch(self, out: list[ServerSentEvent | SSEHeartbeat]) -> None:
-        data, had_data, event = self._data, self._has_data, self._event
-        self._data, self._has_data, self._event = [], False, ""
-        if not had_data:
-            return
-        joined = "\n".join(data)
-        if not joined:
-            out.append(SSEHeartbeat())  # `data:` with nothing in it: this API's keep-alive
-            return
-        out.append(ServerSentEvent(joined, event or "message", self._last_id, self._retry))
 
+async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEItem]:
+    """Decode an async stream of byte chunks, e.g. ``response.content.iter_any()``.
 
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent | SSEHeartbeat]:
-    """Decode an async stream of byte chunks (``response.content.iter_any()``)."""
+    Args:
+        chunks: The body, in chunks of any size.
+
+    Yields:
+        Events and heartbeats, in stream order. An unterminated last event is discarded.
+    """
     decoder = SSEDecoder()
     async for chunk in chunks:
         for item in decoder.feed(chunk):
             yield item
-    for item in decoder.end():
-        yield item
+    decoder.end()
