@@ -110,6 +110,6 @@ __all__ = [
     "TurnCompleteEvent",
     "UnknownEvent",
     "UnsupportedFileError",
-    "route",
     "__version__",
+    "route",
 ]
