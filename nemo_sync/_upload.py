@@ -11,7 +11,7 @@ import asyncio
 import io
 import os
 import stat
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Union
 from urllib.parse import unquote, urlsplit
@@ -22,6 +22,7 @@ import attrs
 from nemo_sync._formats import MAX_UPLOAD_BYTES, SNIFF_BYTES, check_format, extension_of
 from nemo_sync._models import Media
 from nemo_sync._upload_body import (
+    CHUNK_SIZE,
     STALL_TIMEOUT,
     BytesSource,
     FileSource,
@@ -31,6 +32,7 @@ from nemo_sync._upload_body import (
     Prepared,
     Progress,
     ProgressCallback,
+    Source,
     StreamSource,
 )
 from nemo_sync.errors import (
@@ -120,7 +122,7 @@ def _mb(size: int) -> str:
     return f"{size / 1_048_576:.1f} MB"
 
 
-def _check_size(name: str, size: int, declared: int | None) -> None:
+def _check_length(name: str, size: int, declared: int | None) -> None:
     if declared is not None and declared != size:
         raise InvalidUploadError(
             f"{name} is {size} bytes, but size={declared} was given. Leave size out for "
@@ -129,6 +131,11 @@ def _check_size(name: str, size: int, declared: int | None) -> None:
         )
     if size == 0:
         raise InvalidUploadError(f"{name} is empty (0 bytes): nothing to upload.", filename=name)
+
+
+def _checked(name: str, size: int, head: bytes | None, source: Source) -> Prepared:
+    """The format check (extension, and content when ``head`` is given), then the size cap."""
+    fmt = check_format(name, head)
     if size > MAX_UPLOAD_BYTES:
         raise FileTooLargeError(
             f"{name} is {_mb(size)}; the service takes at most {_mb(MAX_UPLOAD_BYTES)}. "
@@ -136,6 +143,7 @@ def _check_size(name: str, size: int, declared: int | None) -> None:
             size=size,
             limit=MAX_UPLOAD_BYTES,
         )
+    return Prepared(name=name, size=size, content_type=fmt.mime, source=source)
 
 
 def _check_content_type(name: str, content_type: str) -> str:
@@ -183,7 +191,7 @@ def _inspect_path(path: Path, filename: str | None, declared: int | None) -> Pre
             filename=shown,
         )
     name = _check_filename(filename) if filename is not None else path.name
-    _check_size(shown, info.st_size, declared)
+    _check_length(shown, info.st_size, declared)
     try:
         with path.open("rb") as f:
             head = f.read(SNIFF_BYTES)
@@ -191,10 +199,7 @@ def _inspect_path(path: Path, filename: str | None, declared: int | None) -> Pre
         raise InvalidUploadError(
             f"{shown}: cannot read it ({exc.strerror or exc}).", filename=shown
         ) from exc
-    fmt = check_format(name, head)
-    return Prepared(
-        name=name, size=info.st_size, content_type=fmt.mime, source=PathSource(path, info.st_size)
-    )
+    return _checked(name, info.st_size, head, PathSource(path, info.st_size))
 
 
 def _file_name(fileobj: Any, filename: str | None) -> str:
@@ -226,31 +231,30 @@ def _inspect_file(fileobj: Any, filename: str | None, declared: int | None) -> P
                 f"{name}: this file object cannot seek, so its size is unknown: pass size=.",
                 filename=name,
             )
-        fmt = check_format(name, None)  # reading ahead would consume it
-        _check_size(name, declared, None)
-        source = StreamSource(_iter_file(fileobj), declared)
-        return Prepared(name=name, size=declared, content_type=fmt.mime, source=source)
-    start = fileobj.tell()
-    end = fileobj.seek(0, io.SEEK_END)
-    fileobj.seek(start)
-    size = max(end - start, 0)
-    _check_size(name, size, declared)
-    head = fileobj.read(SNIFF_BYTES)
-    fileobj.seek(start)
+        _check_length(name, declared, None)
+        # No sniffing: reading ahead would consume it.
+        return _checked(name, declared, None, StreamSource(_iter_file(fileobj), declared))
+    try:
+        start = fileobj.tell()
+        fileobj.seek(0, io.SEEK_END)
+        size = max(fileobj.tell() - start, 0)
+        fileobj.seek(start)
+        head = fileobj.read(SNIFF_BYTES)
+        fileobj.seek(start)
+    except (OSError, ValueError) as exc:  # ValueError: a closed file
+        raise InvalidUploadError(f"{name}: cannot read the file object ({exc}).") from exc
     if isinstance(head, str):
         raise InvalidUploadError(
             f"{name}: the file object gives text: open it in binary mode ('rb').", filename=name
         )
-    fmt = check_format(name, head)
-    return Prepared(
-        name=name, size=size, content_type=fmt.mime, source=FileSource(fileobj, start, size)
-    )
+    _check_length(name, size, declared)
+    return _checked(name, size, head, FileSource(fileobj, start, size))
 
 
-async def _iter_file(fileobj: Any) -> Any:
+async def _iter_file(fileobj: Any) -> AsyncGenerator[bytes, None]:
     """An unseekable file object's chunks (reads in a thread)."""
     loop = asyncio.get_running_loop()
-    while chunk := await loop.run_in_executor(None, fileobj.read, 1 << 20):
+    while chunk := await loop.run_in_executor(None, fileobj.read, CHUNK_SIZE):
         yield chunk
 
 
@@ -280,11 +284,8 @@ async def prepare(
             )
         name = _check_filename(filename)
         view = memoryview(source).cast("B")
-        _check_size(name, view.nbytes, size)
-        fmt = check_format(name, bytes(view[:SNIFF_BYTES]))
-        prepared = Prepared(
-            name=name, size=view.nbytes, content_type=fmt.mime, source=BytesSource(view)
-        )
+        _check_length(name, view.nbytes, size)
+        prepared = _checked(name, view.nbytes, bytes(view[:SNIFF_BYTES]), BytesSource(view))
     elif isinstance(source, str) and source.startswith(("http://", "https://")):
         raise InvalidUploadError(
             f"{source} is a URL: upload_urls([url]) has the service fetch it.", filename=source
@@ -301,11 +302,9 @@ async def prepare(
                 "up front, and the name tells the format)."
             )
         name = _check_filename(filename)
-        _check_size(name, size, None)
-        fmt = check_format(name, None)  # reading ahead would consume the stream
-        prepared = Prepared(
-            name=name, size=size, content_type=fmt.mime, source=StreamSource(source, size)
-        )
+        _check_length(name, size, None)
+        # No sniffing: reading ahead would consume the stream.
+        prepared = _checked(name, size, None, StreamSource(source, size))
     else:
         raise TypeError(
             "upload() takes a path, bytes, a binary file object or an async iterable of "

@@ -126,6 +126,11 @@ async def _read_file(
             file.close()
 
 
+def _close_opened(future: asyncio.Future[IO[bytes]]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
 @attrs.frozen
 class PathSource:
     """A file on disk, opened anew for each attempt."""
@@ -152,7 +157,13 @@ class PathSource:
 
     async def chunks(self) -> AsyncGenerator[bytes | memoryview, None]:
         """The file's bytes; fails if it changes size while being read."""
-        file = await asyncio.get_running_loop().run_in_executor(None, self._open)
+        opening = asyncio.get_running_loop().run_in_executor(None, self._open)
+        try:
+            file = await opening
+        except asyncio.CancelledError:
+            # The open goes on in its thread: close what it opens.
+            opening.add_done_callback(_close_opened)
+            raise
         async with aclosing(_read_file(file, self.size, str(self.path), close=True)) as data:
             async for chunk in data:
                 yield chunk
