@@ -146,3 +146,28 @@ def test_login_credits_logout_never_show_the_token(tmp_path: Path) -> None:
     done = run("--local", "logout", cwd=tmp_path, env={"NEMO_HOME": str(home)})
     assert "Removed" in done.stdout
     assert not (home / "local" / "credentials.json").exists()
+
+
+async def test_emulator_command_serves_the_api_with_the_emulator_options(tmp_path: Path) -> None:
+    import re
+    import signal
+
+    from nemo_sync import NemoClient
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "nemo_sync", "emulator", "--port", "0", "--seed", "3", "--render-seconds", "0.1"],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+    )
+    try:
+        child.expect(r"emulator at (http://127\.0\.0\.1:\d+)")
+        url = child.match.group(1)
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        async with NemoClient(base_url=url, home=tmp_path / "h") as nemo:
+            assert (await nemo.credits()).available == 100
+        child.kill(signal.SIGINT)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

@@ -53,9 +53,9 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
     chat.add_argument("--session", help="continue this session instead of a new one")
     _render_options(chat)
 
-    emulator = add("emulator", emulator_command, "run the API emulator as a server")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8787)
+    from nemo_sync.emulator._cli import add_arguments as add_emulator_arguments
+
+    add_emulator_arguments(add("emulator", emulator_command, "run the API emulator as a server"))
 
     demo = add("demo", demo_command, "the whole quick edit on sample media, offline")
     demo.add_argument("-o", "--out", type=Path, default=Path("synced.mp4"), help="output MP4")
@@ -215,12 +215,10 @@ async def chat_command(ctx: Context) -> int:
 
 
 async def emulator_command(ctx: Context) -> int:
-    """Serve the emulator until interrupted."""
-    from nemo_sync.emulator import Emulator
+    """Serve the emulator until interrupted (the options of ``python -m nemo_sync.emulator``)."""
+    from nemo_sync.emulator._cli import serve
 
-    async with Emulator(host=ctx.args.host, port=ctx.args.port) as emu:
-        ctx.output.result(f"NemoVideo API emulator at {emu.url} (Ctrl-C to stop)", {"url": emu.url})
-        await asyncio.Event().wait()
+    await serve(ctx.args)
     return 0
 
 

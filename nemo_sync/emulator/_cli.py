@@ -9,13 +9,18 @@ from collections.abc import Sequence
 
 from nemo_sync.emulator._emulator import Emulator
 
+DESCRIPTION = "Serve the NemoVideo API emulator (for other languages, curl, manual tests)."
+
 
 def build_parser(prog: str = "python -m nemo_sync.emulator") -> argparse.ArgumentParser:
     """The command line options."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Serve the NemoVideo API emulator (for other languages, curl, manual tests).",
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The emulator's options, shared with ``nemo-sync emulator``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8787, help="port (0: any free one)")
     parser.add_argument("--cdn-host", help="host name to put in download links")
@@ -27,10 +32,10 @@ def build_parser(prog: str = "python -m nemo_sync.emulator") -> argparse.Argumen
     parser.add_argument(
         "--export-requires-plan", action="store_true", help="anonymous accounts get 402 on export"
     )
-    return parser
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace) -> None:
+    """Serve with the parsed options until cancelled (Ctrl-C)."""
     emulator = Emulator(
         host=args.host,
         port=args.port,
@@ -60,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        asyncio.run(_serve(args))
+        asyncio.run(serve(args))
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
