@@ -82,7 +82,9 @@ class NemoClient:
         self._transport = Transport(
             base_url=resolve_base_url(base_url),
             platform=detect_platform(platform),
-            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 30.0)),
+            # sock_connect, not connect: waiting for a free pooled connection is not a connect
+            # failure, and connect= arms a timer on every request.
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 30.0)),
             max_retries=max_retries,
             max_connections=max_connections,
         )

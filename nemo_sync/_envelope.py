@@ -141,10 +141,10 @@ def parse_reply(
     """
     request_id = headers.get("X-Request-Id") or headers.get("x-request-id")
     try:
-        payload: Any = json.loads(body) if body.strip() else None
+        payload: Any = json.loads(body)
     except ValueError:
         payload = None
-        if status < 400:
+        if status < 400 and body.strip():
             raise APIResponseError(
                 f"expected a JSON reply, got {_snippet(body)!r}",
                 endpoint=endpoint,

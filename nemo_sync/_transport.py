@@ -258,10 +258,14 @@ class Transport:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             logger.debug("%s failed after %.0f ms: %s", endpoint, _ms(started), type(exc).__name__)
             raise _connection_error(exc, endpoint) from exc
-        request_id = reply_headers.get("X-Request-Id")
-        logger.debug(
-            "%s -> %d in %.0f ms (request id %s)", endpoint, status, _ms(started), request_id
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments on the hot path
+            logger.debug(
+                "%s -> %d in %.0f ms (request id %s)",
+                endpoint,
+                status,
+                _ms(started),
+                reply_headers.get("X-Request-Id"),
+            )
         return parse_reply(status=status, headers=reply_headers, body=raw, endpoint=endpoint)
 
     async def open_stream(
