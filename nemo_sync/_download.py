@@ -26,6 +26,19 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=120.0)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it back
+    os.umask(mask)
+    return mask
+
+
 def safe_name(url: URL, default: str) -> str:
     """A file name from the URL's last path segment: no separators, no ``..``, safe chars."""
     name = unquote(url.path.rsplit("/", 1)[-1])
@@ -89,6 +102,9 @@ async def download(
         with os.fdopen(fd, "wb") as out:
             await _fetch(transport, target_url, out, shown, on_progress)
             out.flush()
+            # mkstemp made it 0600 while it filled; the finished video is an ordinary file.
+            if os.chmod in os.supports_fd:
+                os.chmod(out.fileno(), 0o666 & ~_umask())
             os.fsync(out.fileno())
         os.replace(tmp, target)
     except BaseException:

@@ -274,3 +274,21 @@ def test_file_names_from_urls_are_sanitised(url: str, name: str) -> None:
     from nemo_sync._download import safe_name
 
     assert safe_name(URL(url), "render-x.mp4") == name
+
+
+async def test_a_downloaded_file_gets_the_usual_permissions(
+    emu: Emulator, nemo: NemoClient, tmp_path: Path
+) -> None:
+    # The temporary file is private while it fills (mkstemp makes it 0600); the finished
+    # video is an ordinary file, 0666 less the umask, like anything else the user saves.
+    import os
+
+    old = os.umask(0o022)
+    try:
+        session, draft = await new_session(nemo)
+        job = await session.export(draft)
+        await job.wait(poll_interval=0.02)
+        path = await job.download(tmp_path / "out.mp4")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
