@@ -25,6 +25,8 @@ from nemo_sync._models import Credits, Media, SessionState
 from nemo_sync._render import RenderJob, RenderResult
 from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
+from nemo_sync._upload import UploadBatchError, UploadFile
+from nemo_sync._upload_body import InvalidUploadError
 from nemo_sync._version import __version__
 from nemo_sync.draft import (
     Change,
@@ -83,6 +85,7 @@ __all__ = [
     "FileTooLargeError",
     "HeartbeatEvent",
     "InsufficientCreditsError",
+    "InvalidUploadError",
     "JobRecord",
     "Media",
     "MissingClientIdError",
@@ -110,6 +113,8 @@ __all__ = [
     "TurnCompleteEvent",
     "UnknownEvent",
     "UnsupportedFileError",
+    "UploadBatchError",
+    "UploadFile",
     "__version__",
     "route",
 ]
