@@ -96,7 +96,9 @@ async def _read_file(
     )
     try:
         while pending is not None:
-            chunk = await pending
+            # Shielded: a cancelled read still runs in its thread, and the file must stay open
+            # until it is done (the finally below closes it then).
+            chunk = await asyncio.shield(pending)
             pending = None
             if not chunk:
                 raise InvalidUploadError(
@@ -159,9 +161,10 @@ class PathSource:
         """The file's bytes; fails if it changes size while being read."""
         opening = asyncio.get_running_loop().run_in_executor(None, self._open)
         try:
-            file = await opening
+            # Shielded: cancelling the open's future would not stop its thread, only lose the
+            # file it opens. It stays pending, so the callback below closes that file.
+            file = await asyncio.shield(opening)
         except asyncio.CancelledError:
-            # The open goes on in its thread: close what it opens.
             opening.add_done_callback(_close_opened)
             raise
         async with aclosing(_read_file(file, self.size, str(self.path), close=True)) as data:

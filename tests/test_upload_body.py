@@ -253,3 +253,40 @@ async def test_the_stall_guard_waits_while_data_still_flows() -> None:
         await server.wait_closed()
     assert when - started >= 0.19  # the first look saw data flow; the second saw none
     assert client.transport.is_closing()
+
+
+async def test_a_file_opened_after_its_attempt_was_cancelled_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp cancels the body writer when the reply (a 429, say) comes first. A cancelled
+    # await of the open must not cancel the open itself: the thread still opens the file,
+    # and nobody would close it (a ResourceWarning in CI, a leaked fd in a service).
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"x" * 1000)
+    opened: list[io.BufferedReader] = []
+    real_open = PathSource._open
+
+    def slow_open(self: PathSource) -> io.BufferedReader:
+        time.sleep(0.2)
+        file = real_open(self)
+        opened.append(file)  # type: ignore[arg-type]
+        return file  # type: ignore[return-value]
+
+    monkeypatch.setattr(PathSource, "_open", slow_open)
+    source = PathSource(path, 1000)
+
+    async def consume() -> None:
+        async for _ in source.chunks():
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if opened and opened[0].closed:
+            break
+        await asyncio.sleep(0.01)
+    assert opened
+    assert opened[0].closed
