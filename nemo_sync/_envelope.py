@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from nemo_sync._contract import MAX_UPLOAD_BYTES, SUPPORTED_FORMATS
 from nemo_sync._retry import parse_retry_after
 from nemo_sync.errors import (
     APIError,
@@ -21,10 +22,6 @@ from nemo_sync.errors import (
     SessionNotFoundError,
     UnsupportedFileError,
 )
-
-SUPPORTED_FORMATS = (
-    "mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac",
-)  # fmt: skip
 
 _BIND_URL = re.compile(r"https?://\S*[?&]bind=\S+")
 _TAGS = re.compile(r"<[^>]+>")
@@ -100,7 +97,7 @@ def map_error(
         return FileTooLargeError(
             "The file is too large for the service (500 MB at most). "
             "Compress it or trim it, then upload again.",
-            limit=500 * 1024 * 1024,
+            limit=MAX_UPLOAD_BYTES,
             **common,
         )
     if status == 402:

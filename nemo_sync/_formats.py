@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import attrs
 
-from nemo_sync._envelope import SUPPORTED_FORMATS
+from nemo_sync._contract import FORMAT_ALIASES, SUPPORTED_FORMATS
 from nemo_sync.errors import UnsupportedFileError
-
-MAX_UPLOAD_BYTES = 500 * 1024 * 1024
-"""The service's upload limit (500 MB), checked locally before a byte is sent."""
 
 SNIFF_BYTES = 512
 """How much of the start of a file sniffing reads."""
@@ -55,8 +52,6 @@ _FORMATS = (
     Format("aac", "audio", "audio/aac", "adts", "an AAC audio file"),
 )
 FORMATS: dict[str, Format] = {f.extension: f for f in _FORMATS}
-# Other spellings of an accepted extension.
-_ALIASES = {"jpeg": "jpg"}
 assert tuple(FORMATS) == SUPPORTED_FORMATS, "the format table must match the contract's list"
 
 
@@ -85,7 +80,7 @@ def extension_of(name: str) -> str:
 def format_of(name: str) -> Format | None:
     """The accepted format a file name's extension stands for, or ``None``."""
     ext = extension_of(name)
-    return FORMATS.get(_ALIASES.get(ext, ext))
+    return FORMATS.get(FORMAT_ALIASES.get(ext, ext))
 
 
 def _media(label: str, *families: str, suggest: str) -> Sniffed:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from nemo_sync._contract import media_kind
 from nemo_sync._envelope import pick, require_object
 from nemo_sync.errors import APIResponseError
 
@@ -48,14 +49,7 @@ class Credits:
 def _media_kind(name: str, given: Any) -> str:
     if isinstance(given, str) and given:
         return given
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if ext in ("mp3", "wav", "m4a", "aac"):
-        return "audio"
-    if ext in ("jpg", "jpeg", "png", "gif", "webp"):
-        return "image"
-    if ext in ("mp4", "mov", "avi", "webm", "mkv"):
-        return "video"
-    return "unknown"
+    return media_kind(name.rsplit(".", 1)[-1] if "." in name else "")
 
 
 @attrs.frozen

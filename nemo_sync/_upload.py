@@ -19,7 +19,8 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import attrs
 
-from nemo_sync._formats import MAX_UPLOAD_BYTES, SNIFF_BYTES, check_format, extension_of
+from nemo_sync._contract import MAX_UPLOAD_BYTES
+from nemo_sync._formats import SNIFF_BYTES, check_format, extension_of
 from nemo_sync._models import Media
 from nemo_sync._upload_body import (
     CHUNK_SIZE,

@@ -6,10 +6,9 @@ import struct
 
 import pytest
 
-from nemo_sync._envelope import SUPPORTED_FORMATS
+from nemo_sync._contract import MAX_UPLOAD_BYTES, SUPPORTED_FORMATS
 from nemo_sync._formats import (
     FORMATS,
-    MAX_UPLOAD_BYTES,
     check_format,
     extension_of,
     format_of,

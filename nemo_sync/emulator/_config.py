@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-MAX_UPLOAD_BYTES = 500 * 1024 * 1024
+from nemo_sync._contract import MAX_UPLOAD_BYTES
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:

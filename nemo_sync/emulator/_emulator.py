@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
+from nemo_sync._contract import MAX_UPLOAD_BYTES
 from nemo_sync.emulator._clock import FakeClock
-from nemo_sync.emulator._config import MAX_UPLOAD_BYTES, Config
+from nemo_sync.emulator._config import Config
 from nemo_sync.emulator._faults import FaultSet
 from nemo_sync.emulator._local import default_backend
 from nemo_sync.emulator._recorder import RequestLog

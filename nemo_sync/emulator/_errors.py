@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-SUPPORTED_FORMATS = (
-    "mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac",
-)  # fmt: skip
+from nemo_sync._contract import SUPPORTED_FORMATS
 
 # The HTTP status each API code comes with. 2001 rides on HTTP 200: the contract says an error
 # may be a non-zero code with a 200, and clients must handle that shape too.

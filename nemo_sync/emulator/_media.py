@@ -12,13 +12,8 @@ from typing import BinaryIO
 
 import attrs
 
-from nemo_sync.emulator._errors import SUPPORTED_FORMATS
+from nemo_sync._contract import media_kind
 
-KIND_OF_EXTENSION = {
-    **dict.fromkeys(("mp4", "mov", "avi", "webm", "mkv"), "video"),
-    **dict.fromkeys(("jpg", "jpeg", "png", "gif", "webp"), "image"),
-    **dict.fromkeys(("mp3", "wav", "m4a", "aac"), "audio"),
-}
 ASSUMED_DURATION_MS = 10_000
 CHUNK = 256 * 1024
 
@@ -31,10 +26,8 @@ def extension(name: str) -> str:
 
 def kind_of(name: str) -> str | None:
     """``"video"``, ``"audio"`` or ``"image"`` for a supported file name, else ``None``."""
-    ext = extension(name)
-    if ext not in SUPPORTED_FORMATS and ext != "jpeg":
-        return None
-    return KIND_OF_EXTENSION.get(ext)
+    kind = media_kind(extension(name))
+    return None if kind == "unknown" else kind
 
 
 class TooLarge(Exception):

@@ -18,7 +18,8 @@ import aiohttp
 import attrs
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from nemo_sync.emulator._errors import SUPPORTED_FORMATS, ApiError, bad_request
+from nemo_sync._contract import SUPPORTED_FORMATS
+from nemo_sync.emulator._errors import ApiError, bad_request
 from nemo_sync.emulator._media import (
     CHUNK,
     Stored,

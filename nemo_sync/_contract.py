@@ -1,0 +1,261 @@
+"""The NemoVideo API's facts, in one place: paths, request shapes, formats, limits, codes.
+
+Pure data and small pure builders, no I/O. The SDK, the CLI, the emulator and the local engine
+all import from here, so a fact about the remote API has exactly one copy. Every fact comes
+from ``API-CONTRACT.md`` v2, which names its sources:
+
+- [V] the vendor's skill, ``nemovideo/nemovideo_skills`` SKILL.md 1.9;
+- [T] the vendor's TypeScript CLI, ``nemovideo/nemovideo-tools`` ``src/core/render.ts``;
+- [S] the seed skill (identity headers);
+- [A] Google ADK 2.13 (the chat endpoint is an ADK API server).
+
+Where the contract says "guess" (the upload reply), only tolerant *reading* lives here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+from nemo_sync.errors import ConfigurationError
+
+# -- settings [V] -----------------------------------------------------------------------------
+
+DEFAULT_API_URL: Final = "https://mega-api-prod.nemovideo.ai"
+DEFAULT_WEB_URL: Final = "https://nemovideo.com"
+
+ENV_TOKEN: Final = "NEMO_TOKEN"
+ENV_API_URL: Final = "NEMO_API_URL"
+ENV_API_URL_ALIAS: Final = "NEMO_BASE_URL"  # v1's name; the vendor's name wins when both are set
+ENV_WEB_URL: Final = "NEMO_WEB_URL"
+ENV_CLIENT_ID: Final = "NEMO_CLIENT_ID"
+ENV_SKILL_SOURCE: Final = "SKILL_SOURCE"
+ENV_SKILL_SOURCE_ALIAS: Final = "NEMO_PLATFORM"  # v1's name
+
+# Shared with the vendor's skill and CLI: one machine is one anonymous client.
+CLIENT_ID_DIR: Final = "nemovideo"
+CLIENT_ID_FILE: Final = "client_id"
+
+# -- headers [V][S] ---------------------------------------------------------------------------
+
+HEADER_CLIENT_ID: Final = "X-Client-Id"
+HEADER_SKILL_SOURCE: Final = "X-Skill-Source"
+HEADER_SKILL_VERSION: Final = "X-Skill-Version"
+HEADER_SKILL_PLATFORM: Final = "X-Skill-Platform"
+SKILL_SOURCE: Final = "music-cog-online"
+# The version of the skill whose frontmatter the service checks, not the SDK's version.
+SKILL_VERSION: Final = "1.0.0"
+PLATFORMS: Final = ("clawhub", "cursor", "unknown")
+ATTRIBUTION_HEADERS: Final = (HEADER_SKILL_SOURCE, HEADER_SKILL_VERSION, HEADER_SKILL_PLATFORM)
+
+# -- paths ------------------------------------------------------------------------------------
+
+APP_NAME: Final = "nemo_agent"
+USER_ID: Final = "me"
+ANONYMOUS_TOKEN_PATH: Final = "/api/auth/anonymous-token"
+CREATE_SESSION_PATH: Final = f"/api/tasks/{USER_ID}/with-session/{APP_NAME}"
+CLAIM_TOKEN_PATH: Final = "/api/auth/claim-token"
+RUN_SSE_PATH: Final = "/run_sse"
+CREDITS_PATH: Final = "/api/credits/balance/simple"
+RENDER_PATH: Final = "/api/render/proxy/lambda"
+CLAIM_LINK_PATH: Final = "/workspace/claim"
+CLAIM_LINK_QUERY: Final = "ct"
+
+
+def path_segment(value: str, what: str) -> str:
+    """``value`` percent-encoded as one URL path segment (``/``, ``%``, ``?`` included).
+
+    Ids come from replies, files and command lines: an id must never become a path.
+
+    Raises:
+        ConfigurationError: when the id is empty, ``.`` or ``..`` (no encoding makes those a
+            safe segment: clients and proxies normalise them away).
+    """
+    if not isinstance(value, str) or value.strip() in ("", ".", ".."):
+        raise ConfigurationError(f"{what} must be a non-empty id, not {value!r}")
+    return quote(value, safe="")
+
+
+def upload_path(session_id: str) -> str:
+    """``POST``: a file (multipart, field ``files``) or URLs (JSON) into a session [V]."""
+    return f"/api/upload-video/{APP_NAME}/{USER_ID}/{path_segment(session_id, 'session_id')}"
+
+
+def state_path(session_id: str) -> str:
+    """``GET``: the session's latest state [V]."""
+    return f"/api/state/{APP_NAME}/{USER_ID}/{path_segment(session_id, 'session_id')}/latest"
+
+
+def render_status_path(render_id: str) -> str:
+    """``GET``: poll a render job [V][T]."""
+    return f"{RENDER_PATH}/{path_segment(render_id, 'render_id')}"
+
+
+def render_download_path(render_id: str) -> str:
+    """``GET`` on the API host, with the token: the download fallback [V]."""
+    return f"/api/render/proxy/{path_segment(render_id, 'render_id')}/download"
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+UPLOAD_FILE_FIELD: Final = "files"  # curl -F "files=@path" [V]
+URL_SOURCE_TYPE: Final = "url"
+EXPORT_OUTPUT: Final[Mapping[str, str]] = {"format": "mp4", "quality": "high"}
+RENDER_ID_PREFIX: Final = "render_"
+
+
+def session_body(language: str = "") -> dict[str, Any]:
+    """The create-session body [V]."""
+    return {"task_name": "project", "language": language}
+
+
+def claim_token_body(task_id: str, session_id: str) -> dict[str, Any]:
+    """The claim-token body [V 1.9]."""
+    return {"task_id": task_id, "session_id": session_id}
+
+
+def chat_body(session_id: str, text: str) -> dict[str, Any]:
+    """The ``/run_sse`` body, exactly as every vendor client sends it: nothing more [V][A]."""
+    return {
+        "app_name": APP_NAME,
+        "user_id": USER_ID,
+        "session_id": session_id,
+        "new_message": {"parts": [{"text": text}]},
+    }
+
+
+def url_upload_body(urls: list[str]) -> dict[str, Any]:
+    """The URL-upload body [V]."""
+    return {"urls": list(urls), "source_type": URL_SOURCE_TYPE}
+
+
+def new_render_id(now: float | None = None) -> str:
+    """A fresh ``render_<unix ms>`` id [V][T]; a retried submission gets a new one."""
+    return f"{RENDER_ID_PREFIX}{int((time.time() if now is None else now) * 1000)}"
+
+
+def export_body(render_id: str, session_id: str, draft: Mapping[str, Any]) -> dict[str, Any]:
+    """The export body [V][T]. ``sessionId`` is camelCase: the API's one exception."""
+    return {
+        "id": render_id,
+        "sessionId": session_id,
+        "draft": draft,
+        "output": dict(EXPORT_OUTPUT),
+    }
+
+
+# -- reading replies (tolerant) ---------------------------------------------------------------
+
+SESSION_ID_KEYS: Final = ("session_id", "sessionId", "id")
+TASK_ID_KEYS: Final = ("task_id", "taskId")
+TOKEN_KEYS: Final = ("token", "access_token")
+CLAIM_TOKEN_KEYS: Final = ("claim_token", "claimToken")
+# The upload reply is a guess [V]: accept every name the vendor's endpoints use.
+MEDIA_ID_KEYS: Final = ("file_id", "media_id", "id", "asset_id", "fileId", "mediaId", "assetId")
+MEDIA_URL_KEYS: Final = ("url", "asset_url", "assetUrl")
+MEDIA_NAME_KEYS: Final = ("filename", "name", "file_name", "fileName")
+RENDER_ID_KEYS: Final = ("render_id", "renderId", "id")
+
+# -- formats and limits [V] -------------------------------------------------------------------
+
+VIDEO_FORMATS: Final = ("mp4", "mov", "avi", "webm", "mkv")
+IMAGE_FORMATS: Final = ("jpg", "png", "gif", "webp")
+AUDIO_FORMATS: Final = ("mp3", "wav", "m4a", "aac")
+SUPPORTED_FORMATS: Final = (
+    "mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac",
+)  # fmt: skip
+FORMAT_ALIASES: Final[Mapping[str, str]] = {"jpeg": "jpg"}
+MAX_UPLOAD_BYTES: Final = 500 * 1024 * 1024
+
+
+def media_kind(extension: str) -> str:
+    """``video``, ``audio``, ``image`` or ``unknown`` for an extension (no dot)."""
+    ext = FORMAT_ALIASES.get(extension.lower(), extension.lower())
+    if ext in VIDEO_FORMATS:
+        return "video"
+    if ext in AUDIO_FORMATS:
+        return "audio"
+    if ext in IMAGE_FORMATS:
+        return "image"
+    return "unknown"
+
+
+# -- draft JSON [V] ---------------------------------------------------------------------------
+
+TRACK_VIDEO: Final = 0
+TRACK_AUDIO: Final = 1
+TRACK_TEXT: Final = 7
+TRACKS_KEY: Final = "t"
+TRACK_TYPE_KEY: Final = "tt"
+SEGMENTS_KEY: Final = "sg"
+DURATION_KEY: Final = "d"
+METADATA_KEY: Final = "m"
+
+
+def is_exportable(draft: Any) -> bool:
+    """Whether a wire draft has at least one track with a non-empty ``sg`` [V]."""
+    if not isinstance(draft, Mapping):
+        return False
+    tracks = draft.get(TRACKS_KEY)
+    if not isinstance(tracks, list):
+        return False
+    return any(
+        isinstance(track, Mapping)
+        and isinstance(track.get(SEGMENTS_KEY), list)
+        and len(track[SEGMENTS_KEY]) > 0
+        for track in tracks
+    )
+
+
+# -- state [V] --------------------------------------------------------------------------------
+
+STATE_KEY: Final = "state"
+STATE_DRAFT_KEY: Final = "draft"
+STATE_MEDIA_KEY: Final = "video_infos"
+STATE_CANVAS_KEY: Final = "canvas_config"
+STATE_GENERATED_KEY: Final = "generated_media"
+
+# -- errors [V] -------------------------------------------------------------------------------
+
+CODE_OK: Final = 0
+CODE_BAD_TOKEN: Final = 1001
+CODE_SESSION_NOT_FOUND: Final = 1002
+CODE_NO_CREDITS: Final = 2001
+CODE_UNSUPPORTED_FILE: Final = 4001
+CODE_FILE_TOO_LARGE: Final = 4002
+# 1001 and the vendor gateway's codes for a rejected token: all handled as 1001.
+TOKEN_REJECTED_CODES: Final = frozenset({1001, 1010, 1011})
+STATUS_MISSING_CLIENT_ID: Final = 400
+STATUS_TOKEN_REJECTED: Final = 401
+STATUS_EXPORT_BLOCKED: Final = 402
+STATUS_BODY_REJECTED: Final = 422
+STATUS_RATE_LIMITED: Final = 429
+RATE_LIMIT_DEFAULT_WAIT: Final = 30.0  # seconds, when a 429 has no Retry-After
+ANONYMOUS_TOKEN_TTL: Final = 7 * 24 * 3600.0
+CLAIM_TOKEN_TTL: Final = 7 * 24 * 3600.0  # expires_in when the reply does not say
+
+# -- render jobs [V][T] -----------------------------------------------------------------------
+
+RENDER_PENDING: Final = "pending"
+RENDER_PROCESSING: Final = "processing"
+RENDER_COMPLETED: Final = "completed"
+RENDER_FAILED: Final = "failed"
+RENDER_STATUSES: Final = (RENDER_PENDING, RENDER_PROCESSING, RENDER_COMPLETED, RENDER_FAILED)
+RENDER_DONE: Final = frozenset({RENDER_COMPLETED, RENDER_FAILED})
+RENDER_POLL_INTERVAL: Final = 30.0
+RENDER_VENDOR_MAX_POLLS: Final = 10
+# The download fallback is used when output.url is missing or answers one of these.
+DOWNLOAD_FALLBACK_STATUSES: Final = frozenset({403, 404, 410})
+
+# -- chat [V][A] ------------------------------------------------------------------------------
+
+TURN_TIMEOUT: Final = 15 * 60.0  # a whole turn
+IDLE_TIMEOUT: Final = 10 * 60.0  # heartbeats only for this long: timed out
+STILL_WORKING_EVERY: Final = 2 * 60.0
+TEMPORARY_ISSUE_PHRASE: Final = "I encountered a temporary issue"
+# Disconnect recovery [V 3.6]: never re-send; wait, read the state, compare.
+RECOVER_FIRST_WAIT: Final = 30.0
+RECOVER_INTERVAL: Final = 60.0
+RECOVER_MAX_UNCHANGED: Final = 5
