@@ -8,8 +8,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
+from nemo_sync._client_id import claim_client_id
 from nemo_sync._credentials import CredentialStore, StoredCredentials
 from nemo_sync._filelock import file_lock
 from nemo_sync.errors import MissingClientIdError, RateLimitError
@@ -100,11 +102,13 @@ class AnonymousAuth:
         fetch: TokenFetcher,
         *,
         client_id: str | None = None,
+        shared_id_path: Path | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._fetch = fetch
         self._client_id = client_id
+        self._shared_id_path = shared_id_path
         self._clock = clock
         self._current: StoredCredentials | None = None
         self._rejected: set[str] = set()
@@ -135,11 +139,22 @@ class AnonymousAuth:
             async with file_lock(self._store.lock_path):
                 return await self._load_or_fetch()
 
+    def _machine_client_id(self, stored: StoredCredentials | None) -> str | None:
+        """The id to use: the user's, else the machine's shared one (made and saved if new).
+
+        A token saved by an older version under its own client id carries that id into the
+        shared file when the file does not exist yet, so upgrading keeps the identity.
+        """
+        if self._client_id or self._shared_id_path is None:
+            return self._client_id
+        return claim_client_id(self._shared_id_path, stored.client_id if stored else None)
+
     async def _load_or_fetch(self) -> str:
         now = self._clock()
         stored = self._store.load()
-        if self._client_id and stored and stored.client_id != self._client_id:
-            stored = None  # the user asked for another identity
+        wanted = self._machine_client_id(stored)
+        if wanted and stored and stored.client_id != wanted:
+            stored = None  # a token made for another client id is not ours to use
         if (
             stored
             and stored.token
@@ -148,7 +163,7 @@ class AnonymousAuth:
         ):
             self._current = stored
             return stored.token
-        client_id = self._client_id or (stored.client_id if stored else None) or str(uuid.uuid4())
+        client_id = wanted or (stored.client_id if stored else None) or str(uuid.uuid4())
         try:
             client_id, token, expires_at = await self._fetch_with_client_id(client_id)
         except RateLimitError:

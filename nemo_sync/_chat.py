@@ -12,8 +12,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import attrs
 
-from nemo_sync import _events, _gui, _sse
-from nemo_sync.errors import APITimeoutError, NemoError, StreamInterruptedError
+from nemo_sync import _contract, _events, _gui, _sse
+from nemo_sync._retry import sleep as retry_sleep
+from nemo_sync.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    NemoError,
+    StreamInterruptedError,
+)
 
 if TYPE_CHECKING:
     from nemo_sync._gui import SuggestedAction
@@ -22,8 +28,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nemo_sync")
 
-TURN_TIMEOUT = 900.0  # the contract: a turn can last up to 15 minutes
-STILL_WORKING_EVERY = 120.0
+# The contract's schedules [V]: a turn up to 15 minutes, "still working" every 2 minutes,
+# 10 minutes of heartbeats only is a timeout; recovery waits 30 s, then every 60 s, 5 times.
+TURN_TIMEOUT = _contract.TURN_TIMEOUT
+IDLE_TIMEOUT = _contract.IDLE_TIMEOUT
+STILL_WORKING_EVERY = _contract.STILL_WORKING_EVERY
 # A read blocks at most this long, so deadlines and "still working" fire on time.
 _TICK = 1.0
 
@@ -44,6 +53,9 @@ class ChatResult:
         changes: What changed between the two, as ``Change`` objects with sentences.
         suggested_actions: GUI phrases in the reply turned into actions for an API client.
         silent: True when the stream closed with no text (the text was made from ``changes``).
+        recovered: True when the stream dropped and the result comes from reading the state
+            afterwards (:meth:`ChatTurn.recover`); ``text`` then holds what arrived before the
+            drop, or a sentence made from ``changes``.
     """
 
     text: str
@@ -54,14 +66,33 @@ class ChatResult:
     changes: tuple[Change, ...]
     suggested_actions: tuple[SuggestedAction, ...]
     silent: bool = False
+    recovered: bool = False
+
+
+def _is_temporary_issue(text: str) -> bool:
+    return _contract.TEMPORARY_ISSUE_PHRASE.lower() in text.lower()
 
 
 def _reply_text(events: Sequence[_events.ChatEvent]) -> str:
-    """The agent's words: final text parts, or the streamed partial chunks if no final came."""
+    """The agent's words: final text parts, or the streamed partial chunks if no final came.
+
+    A trailing "I encountered a temporary issue" after normal text is left out [V]: the work
+    was done and the backend's afterthought would only alarm the user. It stays in ``events``.
+    """
     finals = [e.text for e in events if isinstance(e, _events.TextEvent) and not e.partial]
-    if finals:
-        return "".join(finals)
-    return "".join(e.text for e in events if isinstance(e, _events.TextEvent))
+    if not finals:
+        finals = ["".join(e.text for e in events if isinstance(e, _events.TextEvent))]
+    while (
+        len(finals) > 1
+        and _is_temporary_issue(finals[-1])
+        and any(t.strip() and not _is_temporary_issue(t) for t in finals[:-1])
+    ):
+        finals.pop()
+    return "".join(finals)
+
+
+def _same_draft(before: Draft, after: Draft) -> bool:
+    return before.to_wire() == after.to_wire()
 
 
 def describe_changes(changes: Sequence[Change]) -> str:
@@ -76,7 +107,9 @@ class ChatTurn:
 
     Made by :meth:`Session.chat`. The message is POSTed once when the turn starts (on entering
     the ``async with`` block, or on the first iteration) and never again: a dropped stream
-    raises :class:`StreamInterruptedError`, and :meth:`reconcile` tells what the turn changed.
+    raises :class:`StreamInterruptedError`; then :meth:`recover` follows the service's
+    recovery procedure (wait, read the state, compare), and :meth:`reconcile` tells at once
+    what the turn changed so far.
 
     Example::
 
@@ -95,17 +128,21 @@ class ChatTurn:
         on_still_working: StillWorking | None = None,
         still_working_every: float = STILL_WORKING_EVERY,
         timeout: float = TURN_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
         track_changes: bool = True,
     ) -> None:
         if not text or not text.strip():
             raise ValueError("a chat message must not be empty")
-        if timeout <= 0 or still_working_every <= 0:
-            raise ValueError("timeout and still_working_every must be positive seconds")
+        if timeout <= 0 or still_working_every <= 0 or idle_timeout <= 0:
+            raise ValueError(
+                "timeout, idle_timeout and still_working_every must be positive seconds"
+            )
         self._session = session
         self.text = text
         self._on_still_working = on_still_working
         self._still_working_every = still_working_every
         self._timeout = timeout
+        self._idle_timeout = idle_timeout
         self._track_changes = track_changes
         self._response: aiohttp.ClientResponse | None = None
         self._started = False
@@ -115,6 +152,7 @@ class ChatTurn:
         self._draft_before: Draft | None = None
         self._deadline = 0.0
         self._last_words = 0.0
+        self._last_activity = 0.0
         self._result: ChatResult | None = None
 
     def __repr__(self) -> str:
@@ -145,14 +183,7 @@ class ChatTurn:
             response.close()
 
     def _body(self) -> dict[str, Any]:
-        raw_user = self._session.raw.get("user_id") or self._session.raw.get("userId")
-        return {
-            "app_name": "nemo_agent",
-            "user_id": str(raw_user) if raw_user else "me",
-            "session_id": self._session.id,
-            "new_message": {"role": "user", "parts": [{"text": self.text}]},
-            "streaming": True,
-        }
+        return _contract.chat_body(self._session.id, self.text)
 
     async def _start(self) -> None:
         if self._started:
@@ -163,14 +194,28 @@ class ChatTurn:
         if self._track_changes:
             self._draft_before = (await self._session.state()).draft
         transport = self._session.client._ensure_open()
-        self._response = await transport.open_stream(
-            "POST",
-            "/run_sse",
-            json=self._body(),
-            headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
-            # The turn's own deadline governs; socket reads are bounded by ticks below.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=None),
-        )
+        try:
+            self._response = await transport.open_stream(
+                "POST",
+                _contract.RUN_SSE_PATH,
+                json=self._body(),
+                headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
+                # The turn's own deadline governs; socket reads are bounded by ticks below.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=None),
+            )
+        except StreamInterruptedError:
+            raise
+        except APIConnectionError as exc:
+            if not exc.request_sent or isinstance(exc, APITimeoutError):
+                raise
+            # The message may have arrived: that is a dropped stream, and recover() applies.
+            self._finished = True
+            raise StreamInterruptedError(
+                f"the chat stream dropped before it started ({exc.message}). The message was "
+                "NOT sent again; call turn.recover() to see whether the agent acted on it.",
+                endpoint=f"POST {_contract.RUN_SSE_PATH}",
+            ) from exc
+        self._last_activity = loop.time()
 
     def __aiter__(self) -> AsyncIterator[_events.ChatEvent]:
         if self._iterating or self._finished:
@@ -186,13 +231,22 @@ class ChatTurn:
         pending: asyncio.Future[bytes] | None = None
         try:
             while True:
-                remaining = self._deadline - loop.time()
+                now = loop.time()
+                remaining = self._deadline - now
                 if remaining <= 0:
                     raise APITimeoutError(
                         f"the chat turn ran past {self._timeout:.0f} s; the message was not "
                         "sent again. The agent may still finish: check session.state().",
                         endpoint="POST /run_sse",
                     )
+                if now - self._last_activity >= self._idle_timeout:
+                    raise APITimeoutError(
+                        f"the agent sent nothing but heartbeats for {self._idle_timeout:.0f} s, "
+                        "so the turn is treated as timed out; the message was not sent again. "
+                        "The agent may still finish: check session.state().",
+                        endpoint="POST /run_sse",
+                    )
+                remaining = min(remaining, self._last_activity + self._idle_timeout - now)
                 if pending is None:
                     pending = asyncio.ensure_future(content.readany())
                 done, _ = await asyncio.wait({pending}, timeout=min(_TICK, remaining))
@@ -234,7 +288,7 @@ class ChatTurn:
                     if isinstance(event, _events.HeartbeatEvent):
                         await self._check_still_working()
                     else:
-                        self._last_words = loop.time()
+                        self._last_words = self._last_activity = loop.time()
                     yield event
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise StreamInterruptedError(
@@ -279,10 +333,58 @@ class ChatTurn:
         self._result = await self._build_result()
         return self._result
 
+    async def recover(
+        self,
+        *,
+        first_wait: float = _contract.RECOVER_FIRST_WAIT,
+        interval: float = _contract.RECOVER_INTERVAL,
+        max_unchanged: int = _contract.RECOVER_MAX_UNCHANGED,
+    ) -> ChatResult:
+        """After a dropped stream, find out what the turn did, as the service prescribes [V].
+
+        The message is never sent again. Waits ``first_wait`` seconds, reads the state and
+        compares its timeline with the one before the turn; while unchanged, waits
+        ``interval`` seconds and reads again, up to ``max_unchanged`` reads in all (about 5
+        minutes with the defaults).
+
+        Returns:
+            A :class:`ChatResult` with ``recovered=True`` and the ``changes``.
+
+        Raises:
+            StreamInterruptedError: the timeline stayed unchanged through every read (the
+                turn probably failed; sending the message again is the user's decision).
+            APIError, APIConnectionError: when reading the state fails.
+        """
+        if first_wait < 0 or interval < 0 or max_unchanged < 1:
+            raise ValueError("first_wait and interval must be >= 0 and max_unchanged >= 1")
+        self._finished = True
+        await self.aclose()
+        baseline = self._draft_before
+        # The retry sleep: nemo_sync.testing.disable_waits() skips these waits in tests.
+        await retry_sleep(first_wait)
+        for read in range(1, max_unchanged + 1):
+            after = (await self._session.state()).draft
+            if baseline is None:
+                # No state from before the turn (track_changes=False): the first read is the
+                # baseline, so only changes that land after it can be seen.
+                baseline = self._draft_before = after
+            elif not _same_draft(baseline, after):
+                self._result = self._result_from(after, recovered=True)
+                return self._result
+            if read < max_unchanged:
+                logger.debug("recovery read %d of %d: no change yet", read, max_unchanged)
+                await retry_sleep(interval)
+        raise StreamInterruptedError(
+            f"the chat stream dropped and the timeline did not change in {max_unchanged} "
+            "reads: the turn probably failed. The message was NOT sent again; send it again "
+            "yourself if you still want it.",
+            events=self._events,
+            endpoint=f"POST {_contract.RUN_SSE_PATH}",
+        )
+
     async def _build_result(self) -> ChatResult:
         text = _reply_text(self._events)
         draft_after: Draft | None = None
-        changes: tuple[Change, ...] = ()
         if self._track_changes or not text:
             try:
                 draft_after = (await self._session.state()).draft
@@ -291,6 +393,11 @@ class ChatTurn:
                     draft_after = None  # the words still stand; the diff is a bonus
                 else:
                     raise
+        return self._result_from(draft_after)
+
+    def _result_from(self, draft_after: Draft | None, *, recovered: bool = False) -> ChatResult:
+        text = _reply_text(self._events)
+        changes: tuple[Change, ...] = ()
         if self._draft_before is not None and draft_after is not None:
             changes = tuple(self._draft_before.diff(draft_after))
         silent = not text.strip()
@@ -305,4 +412,5 @@ class ChatTurn:
             changes=changes,
             suggested_actions=tuple(_gui.suggested_actions(text)) if not silent else (),
             silent=silent,
+            recovered=recovered,
         )

@@ -11,12 +11,28 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from nemo_sync._auth import AnonymousAuth, Auth, StaticTokenAuth, expiry_from
+from nemo_sync._contract import (
+    ANONYMOUS_TOKEN_PATH,
+    CREATE_SESSION_PATH,
+    CREDITS_PATH,
+    HEADER_CLIENT_ID,
+    TOKEN_KEYS,
+    path_segment,
+    session_body,
+)
 from nemo_sync._credentials import CredentialStore
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._logging import configure_from_env
 from nemo_sync._models import Credits
 from nemo_sync._session import Session
-from nemo_sync._settings import detect_platform, resolve_base_url, resolve_home
+from nemo_sync._settings import (
+    detect_platform,
+    resolve_base_url,
+    resolve_client_id,
+    resolve_home,
+    resolve_web_url,
+    shared_client_id_path,
+)
 from nemo_sync._transport import Transport
 from nemo_sync.errors import ClientClosedError, ConfigurationError
 
@@ -43,14 +59,19 @@ class NemoClient:
             print(await nemo.credits())
             session = await nemo.create_session()
 
-    Settings come from the argument, else the environment, else a default: ``base_url``
-    (``NEMO_BASE_URL``), ``token`` (``NEMO_TOKEN``; without one the SDK gets an anonymous
-    token and keeps it in ``credentials.json`` under ``home``), ``home`` (``NEMO_HOME``).
+    Settings come from the argument, else the environment (the vendor's names), else a
+    default: ``base_url`` (``NEMO_API_URL``; ``NEMO_BASE_URL`` also works), ``web_url``
+    (``NEMO_WEB_URL``), ``token`` (``NEMO_TOKEN``; without one the SDK gets an anonymous token
+    and keeps it in ``credentials.json`` under ``home``), ``client_id`` (``NEMO_CLIENT_ID``,
+    else the machine's id in ``~/.config/nemovideo/client_id``, shared with the vendor's
+    tools), ``platform`` (``SKILL_SOURCE``; ``NEMO_PLATFORM`` also works), ``home``
+    (``NEMO_HOME``).
 
     Args:
         base_url: The API's URL (point it at an ``Emulator``'s ``url`` in tests).
+        web_url: The web app's URL, for browser links (:meth:`Session.claim_url`).
         token: A bearer token. Used as is, never replaced.
-        client_id: The anonymous client id to use (one is made and saved when not given).
+        client_id: The anonymous client id to use (by default the machine's shared one).
         platform: The ``X-Skill-Platform`` value: ``clawhub``, ``cursor`` or ``unknown``.
         home: Folder for credentials and the render job store.
         timeout: Seconds for an ordinary request (uploads, chat and downloads have their own).
@@ -65,6 +86,7 @@ class NemoClient:
         self,
         *,
         base_url: str | None = None,
+        web_url: str | None = None,
         token: str | None = None,
         client_id: str | None = None,
         platform: str | None = None,
@@ -79,6 +101,7 @@ class NemoClient:
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be positive seconds; got {timeout}")
         self._home = resolve_home(home)
+        self._web_url = resolve_web_url(web_url)
         self._transport = Transport(
             base_url=resolve_base_url(base_url),
             platform=detect_platform(platform),
@@ -94,7 +117,10 @@ class NemoClient:
             auth = StaticTokenAuth(given)
         else:
             auth = AnonymousAuth(
-                CredentialStore(self._home), self._fetch_anonymous_token, client_id=client_id
+                CredentialStore(self._home),
+                self._fetch_anonymous_token,
+                client_id=resolve_client_id(client_id),
+                shared_id_path=shared_client_id_path(),
             )
         self._transport.auth = auth
         self._auth = auth
@@ -127,6 +153,11 @@ class NemoClient:
         return str(self._transport.base_url)
 
     @property
+    def web_url(self) -> str:
+        """The web app's base URL (where browser links such as claim links point)."""
+        return str(self._web_url)
+
+    @property
     def home(self) -> Path:
         """The folder holding credentials and the render job store."""
         return self._home
@@ -147,15 +178,15 @@ class NemoClient:
         return await self._ensure_open().request(method, path, **kwargs)
 
     async def _fetch_anonymous_token(self, client_id: str) -> tuple[str, float | None]:
-        endpoint = "POST /api/auth/anonymous-token"
+        endpoint = f"POST {ANONYMOUS_TOKEN_PATH}"
         data = await self._request(
             "POST",
-            "/api/auth/anonymous-token",
-            headers={"X-Client-Id": client_id},
+            ANONYMOUS_TOKEN_PATH,
+            headers={HEADER_CLIENT_ID: client_id},
             authenticated=False,
         )
         obj = require_object(data, endpoint)
-        token = pick(obj, "token", "access_token", endpoint=endpoint)
+        token = pick(obj, *TOKEN_KEYS, endpoint=endpoint)
         return token, expiry_from(dict(obj), time.time())
 
     async def credits(self) -> Credits:
@@ -164,40 +195,40 @@ class NemoClient:
         Returns:
             ``Credits(available, frozen, total)``.
         """
-        data = await self._request("GET", "/api/credits/balance/simple")
-        return Credits.from_data(data, "GET /api/credits/balance/simple")
+        data = await self._request("GET", CREDITS_PATH)
+        return Credits.from_data(data, f"GET {CREDITS_PATH}")
 
     async def create_session(self, language: str = "") -> Session:
         """Start a new editing session (it keeps the timeline between chat turns).
 
         Args:
             language: The reply language the agent should use ("" lets it choose).
+
+        Returns:
+            The :class:`Session`, with its ``id`` and ``task_id``.
         """
-        from nemo_sync._session import Session
+        data = await self._request("POST", CREATE_SESSION_PATH, json=session_body(language))
+        return Session.from_data(self, data, f"POST {CREATE_SESSION_PATH}")
 
-        path = "/api/tasks/me/with-session/nemo_agent"
-        data = await self._request(
-            "POST", path, json={"task_name": "project", "language": language}
-        )
-        return Session.from_data(self, data, f"POST {path}")
-
-    def session(self, session_id: str) -> Session:
+    def session(self, session_id: str, *, task_id: str | None = None) -> Session:
         """Attach to an existing session by id, without a request.
 
+        Args:
+            session_id: The session's id.
+            task_id: Its task id, when known (browser links need it: :meth:`Session.claim_url`).
+
         Raises:
-            ConfigurationError: when ``session_id`` is empty.
+            ConfigurationError: when ``session_id`` is empty, ``.`` or ``..``.
         """
-        if not session_id or not session_id.strip():
-            raise ConfigurationError("session_id must be a non-empty string")
+        path_segment(session_id, "session_id")
         self._ensure_open()
-        return Session(self, session_id.strip())
+        return Session(self, session_id.strip(), task_id=task_id or None)
 
     def render_job(self, render_id: str) -> RenderJob:
         """Pick up a render job by id (from ``jobs()``, another process, or a log)."""
         from nemo_sync._render import RenderJob
 
-        if not render_id or not render_id.strip():
-            raise ConfigurationError("render_id must be a non-empty string")
+        path_segment(render_id, "render_id")
         self._ensure_open()
         return RenderJob(self, render_id.strip())
 

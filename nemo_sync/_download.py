@@ -139,7 +139,9 @@ async def _fetch(
                 out.truncate()
                 received = 0
             elif response.status not in (200, 206):
-                raise DownloadError(f"download of {shown} refused: HTTP {response.status}")
+                raise DownloadError(
+                    f"download of {shown} refused: HTTP {response.status}", status=response.status
+                )
             if response.status == 200:
                 total = response.content_length
             elif total is None and response.content_length is not None:

@@ -7,7 +7,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nemo_sync._contract import MAX_UPLOAD_BYTES, SUPPORTED_FORMATS
+from nemo_sync._contract import (
+    MAX_UPLOAD_BYTES,
+    STATUS_TOKEN_REJECTED,
+    SUPPORTED_FORMATS,
+    TOKEN_REJECTED_CODES,
+)
 from nemo_sync._retry import parse_retry_after
 from nemo_sync.errors import (
     APIError,
@@ -65,7 +70,7 @@ def map_error(
         "request_id": request_id,
         "endpoint": endpoint,
     }
-    if code == 1001 or (code is None and status == 401):
+    if code in TOKEN_REJECTED_CODES or (code is None and status == STATUS_TOKEN_REJECTED):
         return AuthenticationError(
             "The token is bad or expired. Pass a fresh token, or unset NEMO_TOKEN to let the "
             f"SDK use an anonymous one. Server said: {message or 'unauthorized'}",
@@ -120,6 +125,11 @@ def map_error(
         return ServerError(
             f"The service failed ({message or 'no details'}). Try again in a moment.", **common
         )
+    if status == 422:
+        return APIError(
+            f"The service rejected the request body (HTTP 422): {message or 'no details'}",
+            **common,
+        )
     return APIError(message or f"The service answered HTTP {status}.", **common)
 
 
@@ -164,6 +174,17 @@ def parse_reply(
             f"expected a JSON object with code/message/data, got {type(payload).__name__}",
             endpoint=endpoint,
         )
+    if status >= 400 and "detail" in payload and "code" not in payload:
+        # A FastAPI error body (422 validation, or HTTPException): its detail is the message.
+        raise map_error(
+            status=status,
+            code=None,
+            message=detail_text(payload["detail"]),
+            data=None,
+            headers=headers,
+            endpoint=endpoint,
+            request_id=request_id,
+        )
     raw_code = payload.get("code", 0)
     code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
     if code is None and isinstance(raw_code, str) and raw_code.lstrip("-").isdigit():
@@ -185,6 +206,29 @@ def parse_reply(
         # Tolerate a bare object: some endpoints may skip the envelope.
         return dict(payload)
     return data
+
+
+def _detail_item(item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return str(item)
+    loc = item.get("loc")
+    where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+    msg = item.get("msg") or item.get("message") or item.get("type") or ""
+    return f"{where}: {msg}" if where else str(msg)
+
+
+def detail_text(detail: Any, limit: int = 500) -> str:
+    """A FastAPI ``detail`` (a string, or a list of ``{loc, msg, type}``) as one short line."""
+    if isinstance(detail, str):
+        text = detail
+    elif isinstance(detail, list):
+        text = "; ".join(_detail_item(item) for item in detail[:20])
+    elif isinstance(detail, Mapping):
+        text = _detail_item(detail)
+    else:
+        text = str(detail)
+    text = _SPACES.sub(" ", text).strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def require_object(data: Any, endpoint: str) -> Mapping[str, Any]:

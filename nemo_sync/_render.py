@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import uuid
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from nemo_sync import _contract
 from nemo_sync._download import ProgressCallback, download
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._jobstore import JobRecord, JobStore
 from nemo_sync.errors import (
     APIConnectionError,
     ConfigurationError,
-    InsufficientCreditsError,
+    DownloadError,
+    NothingToExportError,
     RenderFailedError,
     RenderTimeoutError,
     ServerError,
@@ -31,58 +34,76 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nemo_sync")
 
-RESOLUTIONS = ("720p", "1080p")
-ASPECTS = ("9:16", "16:9", "1:1")
-POLL_INTERVAL = 30.0  # the seed: poll every 30 s
+POLL_INTERVAL = _contract.RENDER_POLL_INTERVAL  # the service: poll every 30 s
 WAIT_TIMEOUT = 900.0
 # Polls that may fail in a row (after the transport's own retries) before wait() gives up.
 MAX_POLL_FAILURES = 5
-_RENDER = "/api/render/proxy/lambda"
+_RENDER = _contract.RENDER_PATH
 
 OnResult = Callable[["RenderResult"], "Awaitable[object] | object"]
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _error_text(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("message") or value.get("detail") or value.get("code")
+    return str(value) if value else None
+
+
 @attrs.frozen
 class RenderResult:
-    """One look at a render job.
+    """One look at a render job [V][T].
 
     Attributes:
-        status: ``queued``, ``processing``, ``completed``, ``failed``, or a status this SDK
+        status: ``pending``, ``processing``, ``completed``, ``failed``, or a status this SDK
             does not know yet (treated as still running).
         progress: 0-100 when the service says.
-        download_url: Where the MP4 is, once completed.
+        download_url: Where the MP4 is, once completed (``output.url``).
+        duration: The video's length in seconds (``output.duration``), when given.
+        size: The file's size in bytes (``output.size``), when given.
         error: Why it failed, once failed.
-        raw: The reply's ``data``, unchanged.
+        raw: The reply (its ``data`` when enveloped), unchanged.
     """
 
     status: str
     progress: float | None = None
     download_url: str | None = None
+    duration: float | None = None
+    size: int | None = None
     error: str | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
     def done(self) -> bool:
         """The job has finished, well or badly."""
-        return self.status in ("completed", "failed")
+        return self.status in _contract.RENDER_DONE
 
     @property
     def ok(self) -> bool:
         """The job completed."""
-        return self.status == "completed"
+        return self.status == _contract.RENDER_COMPLETED
 
     @classmethod
     def from_data(cls, data: Any, endpoint: str) -> RenderResult:
+        """Parse a poll reply: top-level ``status``, ``output: {url, duration, size}``."""
         obj = require_object(data, endpoint)
         status = str(pick(obj, "status", "state", endpoint=endpoint)).lower()
-        progress = obj.get("progress")
-        url = obj.get("download_url") or obj.get("url") or obj.get("output_url")
-        error = obj.get("error") or obj.get("error_message")
+        output = obj.get("output")
+        output = output if isinstance(output, Mapping) else {}
+        url = output.get("url") or obj.get("download_url") or obj.get("url")
+        size = _number(output.get("size"))
         return cls(
             status=status,
-            progress=float(progress) if isinstance(progress, (int, float)) else None,
+            progress=_number(obj.get("progress")),
             download_url=url if isinstance(url, str) and url else None,
-            error=str(error) if error else None,
+            duration=_number(output.get("duration")),
+            size=int(size) if size is not None else None,
+            error=_error_text(obj.get("error") or obj.get("error_message")),
             raw=dict(obj),
         )
 
@@ -109,7 +130,7 @@ class RenderJob:
 
     async def status(self) -> RenderResult:
         """Poll once."""
-        path = f"{_RENDER}/{self.id}"
+        path = _contract.render_status_path(self.id)
         data = await self._client._request("GET", path)
         result = RenderResult.from_data(data, f"GET {path}")
         if self.last is None or (result.status, result.progress) != (
@@ -204,98 +225,138 @@ class RenderJob:
     ) -> Path:
         """Download the finished MP4 to ``dest`` (a file, or a folder to put it in).
 
-        The token is sent only when the file is on the API's own host. The file appears at
-        ``dest`` only once complete.
+        The file comes from ``output.url`` (usually a CDN: the token is never sent there).
+        When the reply has no URL, or the URL answers 403, 404 or 410 (expired, say), it
+        comes from the API host's own download path instead, with the token [V]. The file
+        appears at ``dest`` only once complete.
 
         Raises:
             RenderFailedError: the render failed.
             DownloadError: the download failed or was incomplete.
         """
         result = self.last if self.last is not None and self.last.ok else await self.status()
-        if not result.ok or result.download_url is None:
-            if result.status == "failed":
+        if not result.ok:
+            if result.status == _contract.RENDER_FAILED:
                 reason = result.error or "unknown"
                 raise RenderFailedError(
                     f"render {self.id} failed: {reason}", job_id=self.id, reason=reason
                 )
             result = await self.wait(poll_interval=5.0)
-        assert result.download_url is not None
         transport = self._client._ensure_open()
-        path = await download(
-            transport,
-            result.download_url,
-            Path(dest),
-            default_name=f"render-{self.id}.mp4",
-            on_progress=on_progress,
-        )
+        fallback = _contract.render_download_path(self.id)
+        default_name = f"{_safe_stem(self.id)}.mp4"
+        path: Path | None = None
+        if result.download_url is not None:
+            try:
+                path = await download(
+                    transport,
+                    result.download_url,
+                    Path(dest),
+                    default_name=default_name,
+                    on_progress=on_progress,
+                )
+            except DownloadError as exc:
+                if exc.status not in _contract.DOWNLOAD_FALLBACK_STATUSES:
+                    raise
+                logger.info(
+                    "render %s: output.url answered HTTP %s; using the API's download path",
+                    self.id,
+                    exc.status,
+                )
+        if path is None:
+            target = Path(dest).expanduser()
+            path = await download(
+                transport,
+                str(transport.url(fallback)),
+                # The fallback path ends in "download": name the file after the job instead.
+                target / default_name if target.is_dir() else target,
+                default_name=default_name,
+                on_progress=on_progress,
+            )
         await self._store.update(self.id, output_path=str(path))
         return path
 
 
-def _wire_draft(draft: Draft | Mapping[str, Any]) -> dict[str, Any]:
+def _safe_stem(render_id: str) -> str:
+    """A file name stem from a render id (ids come from the network: no separators)."""
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in render_id).strip("._")
+    return stem[:100] or "render"
+
+
+def _wire_draft(draft: Draft | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(draft, Mapping):
+        return draft
     to_wire = getattr(draft, "to_wire", None)
     if callable(to_wire):
         result: dict[str, Any] = to_wire()
         return result
-    if isinstance(draft, Mapping):
-        return dict(draft)
     raise ConfigurationError(f"draft must be a Draft or a dict; got {type(draft).__name__}")
 
 
-async def export(
-    session: Session,
-    draft: Draft | Mapping[str, Any] | None = None,
-    *,
-    resolution: str = "1080p",
-    aspect: str | None = None,
-    ensure_credits: bool = False,
-) -> RenderJob:
+def _nothing_to_export(where: str) -> NothingToExportError:
+    return NothingToExportError(
+        f"Nothing to export: {where} has no track with segments. Generate or edit first "
+        '(for example session.send("sync the music to my clips")), then export.'
+    )
+
+
+async def export(session: Session, draft: Draft | Mapping[str, Any] | None = None) -> RenderJob:
     """Start rendering (see :meth:`Session.export`)."""
-    if resolution not in RESOLUTIONS:
-        raise ConfigurationError(
-            f"resolution must be one of {', '.join(RESOLUTIONS)}; got {resolution!r}"
-        )
-    if aspect is not None and aspect not in ASPECTS:
-        raise ConfigurationError(f"aspect must be one of {', '.join(ASPECTS)}; got {aspect!r}")
     client = session.client
-    if ensure_credits:
-        credits = await client.credits()
-        if credits.available <= 0:
-            raise InsufficientCreditsError(
-                f"No credits left ({credits.available} available): top up, or register an "
-                "anonymous account, before exporting.",
-                bind_url=session.bind_url,
-            )
-    wire = _wire_draft(draft if draft is not None else (await session.state()).draft)
-    render_id = uuid.uuid4().hex
+    if draft is None:
+        state = await session.state()
+        # The exact JSON the service gave goes back: no round trip through the models.
+        wire: Mapping[str, Any] = state.draft_wire or {}
+        where = "the session's timeline"
+    else:
+        wire = _wire_draft(draft)
+        where = "the draft given"
+    if not _contract.is_exportable(wire):
+        raise _nothing_to_export(where)
     store = JobStore(client.home)
-    # Recorded before the request: a crash between the two cannot lose the job's id.
-    await store.put(JobRecord(id=render_id, session_id=session.id, base_url=client.base_url))
-    body: dict[str, Any] = {
-        "render_id": render_id,
-        "session_id": session.id,
-        "draft": wire,
-        "resolution": resolution,
-    }
-    if aspect is not None:
-        body["aspect"] = aspect
-    try:
-        data = await client._request("POST", _RENDER, json=body)
-    except BaseException:
-        await store.update(render_id, status="failed")
-        raise
-    obj = require_object(data, f"POST {_RENDER}")
-    server_id = str(
-        pick(obj, "render_id", "renderId", "id", endpoint=f"POST {_RENDER}", kind=(str, int))
-    )
-    result = RenderResult.from_data(obj, f"POST {_RENDER}") if "status" in obj else None
-    record = JobRecord(
-        id=server_id,
-        session_id=session.id,
-        base_url=client.base_url,
-        status=result.status if result else "queued",
-    )
-    await store.put(record, replaces=render_id if server_id != render_id else None)
-    job = RenderJob(client, server_id, session_id=session.id)
-    job.last = result
-    return job
+    endpoint = f"POST {_RENDER}"
+    previous: str | None = None
+    for attempt in (1, 2):
+        render_id = _contract.new_render_id()
+        if render_id == previous:  # two ids in one millisecond: never reuse one
+            render_id = _contract.new_render_id(time.time() + 0.001)
+        previous = render_id
+        # Recorded before the request: a crash between the two cannot lose the job's id.
+        await store.put(JobRecord(id=render_id, session_id=session.id, base_url=client.base_url))
+        try:
+            data = await client._request(
+                "POST", _RENDER, json=_contract.export_body(render_id, session.id, wire)
+            )
+        except (ServerError, APIConnectionError) as exc:
+            # The service: a failed submission is retried once, with a NEW id. The job
+            # stays recorded as submitted: it may have reached the service.
+            await store.update(render_id, status="submitted")
+            if attempt == 2:
+                raise
+            logger.info("render submission failed (%s); retrying once with a new id", exc)
+            continue
+        except BaseException:
+            await store.update(render_id, status="failed")
+            raise
+        obj = data if isinstance(data, Mapping) else {}
+        server_id = next(
+            (
+                str(obj[k])
+                for k in _contract.RENDER_ID_KEYS
+                if isinstance(obj.get(k), (str, int)) and not isinstance(obj.get(k), bool)
+            ),
+            render_id,
+        )
+        _contract.path_segment(server_id, f"the render id in the {endpoint} reply")
+        result = RenderResult.from_data(obj, endpoint) if "status" in obj else None
+        record = JobRecord(
+            id=server_id,
+            session_id=session.id,
+            base_url=client.base_url,
+            status=result.status if result else _contract.RENDER_PENDING,
+        )
+        await store.put(record, replaces=render_id if server_id != render_id else None)
+        job = RenderJob(client, server_id, session_id=session.id)
+        job.last = result
+        return job
+    raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from yarl import URL
+
 from nemo_sync import _upload
-from nemo_sync._chat import STILL_WORKING_EVERY, TURN_TIMEOUT, ChatResult, ChatTurn, StillWorking
+from nemo_sync._chat import (
+    IDLE_TIMEOUT,
+    STILL_WORKING_EVERY,
+    TURN_TIMEOUT,
+    ChatResult,
+    ChatTurn,
+    StillWorking,
+)
+from nemo_sync._contract import (
+    CLAIM_LINK_PATH,
+    CLAIM_LINK_QUERY,
+    CLAIM_TOKEN_KEYS,
+    CLAIM_TOKEN_PATH,
+    CLAIM_TOKEN_TTL,
+    SESSION_ID_KEYS,
+    TASK_ID_KEYS,
+    claim_token_body,
+    path_segment,
+    state_path,
+)
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._models import Media, SessionState
 from nemo_sync._upload import UploadFile, UploadSource
 from nemo_sync._upload_body import ProgressCallback
+from nemo_sync.errors import ConfigurationError, StreamInterruptedError
+
+logger = logging.getLogger("nemo_sync")
 
 if TYPE_CHECKING:
     from nemo_sync._client import NemoClient
@@ -25,6 +51,8 @@ class Session:
 
     Attributes:
         id: The session id.
+        task_id: The task (project) the session belongs to, when known; browser links
+            (:meth:`claim_url`) need it.
         bind_url: The registration link the service gave with the session, if any.
         raw: The reply that created the session (empty when attached by id).
     """
@@ -34,16 +62,19 @@ class Session:
         client: NemoClient,
         session_id: str,
         *,
+        task_id: str | None = None,
         bind_url: str | None = None,
         raw: Mapping[str, Any] | None = None,
     ) -> None:
         self._client = client
         self.id = session_id
+        self.task_id = task_id
         self.bind_url = bind_url
         self.raw: Mapping[str, Any] = raw or {}
+        self._claim: tuple[str, float] | None = None  # (link, event-loop time it lapses)
 
     def __repr__(self) -> str:
-        return f"Session(id={self.id!r})"
+        return f"Session(id={self.id!r}, task_id={self.task_id!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Session) and other.id == self.id
@@ -58,20 +89,64 @@ class Session:
 
     @classmethod
     def from_data(cls, client: NemoClient, data: Any, endpoint: str) -> Session:
-        """Build a session from the create-session reply (``session_id``/``id``/``sessionId``)."""
+        """Build a session from the create-session reply: ``task_id`` and ``session_id`` [V]."""
         obj = require_object(data, endpoint)
-        session_id = pick(obj, "session_id", "sessionId", "id", endpoint=endpoint, kind=(str, int))
+        session_id = str(pick(obj, *SESSION_ID_KEYS, endpoint=endpoint, kind=(str, int)))
+        path_segment(session_id, "the session id in the reply")
+        task_id = next((obj[k] for k in TASK_ID_KEYS if isinstance(obj.get(k), (str, int))), None)
         bind_url = obj.get("bind_url") or obj.get("bindUrl")
         return cls(
             client,
-            str(session_id),
+            session_id,
+            task_id=str(task_id) if task_id is not None else None,
             bind_url=bind_url if isinstance(bind_url, str) else None,
             raw=dict(obj),
         )
 
     @property
     def _state_path(self) -> str:
-        return f"/api/state/nemo_agent/me/{self.id}/latest"
+        return state_path(self.id)
+
+    async def claim_url(self) -> str:
+        """A link that opens this project in the browser: ``<web_url>/workspace/claim?ct=...``.
+
+        It carries a claim token (``clm_...``), which opens the project and has no API
+        access; the bearer token never goes into a URL. The link is cached until its token
+        expires.
+
+        Raises:
+            ConfigurationError: when the task id is unknown (a session attached by id only:
+                pass ``task_id=`` to :meth:`NemoClient.session`).
+        """
+        loop = asyncio.get_running_loop()
+        if self._claim is not None and loop.time() < self._claim[1]:
+            return self._claim[0]
+        if not self.task_id:
+            raise ConfigurationError(
+                "claim_url() needs the session's task id: sessions from create_session() "
+                "have it; for one attached by id, pass nemo.session(session_id, task_id=...)"
+            )
+        endpoint = f"POST {CLAIM_TOKEN_PATH}"
+        data = await self._client._request(
+            "POST", CLAIM_TOKEN_PATH, json=claim_token_body(self.task_id, self.id)
+        )
+        obj = require_object(data, endpoint)
+        token = pick(obj, *CLAIM_TOKEN_KEYS, endpoint=endpoint)
+        expires_in = obj.get("expires_in", obj.get("expiresIn"))
+        ttl = (
+            float(expires_in)
+            if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool)
+            else CLAIM_TOKEN_TTL
+        )
+        web = URL(self._client.web_url)
+        link = str(
+            web.with_path(web.path.rstrip("/") + CLAIM_LINK_PATH).with_query(
+                {CLAIM_LINK_QUERY: token}
+            )
+        )
+        # Renewed a minute early, so a link handed out is never about to lapse.
+        self._claim = (link, loop.time() + max(0.0, min(ttl, CLAIM_TOKEN_TTL) - 60.0))
+        return link
 
     async def state(self) -> SessionState:
         """The session's current timeline (draft) and media.
@@ -93,6 +168,7 @@ class Session:
         on_still_working: StillWorking | None = None,
         still_working_every: float = STILL_WORKING_EVERY,
         timeout: float = TURN_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
         track_changes: bool = True,
     ) -> ChatTurn:
         """Start a chat turn: ``async with session.chat(text) as turn: async for event in turn``.
@@ -106,6 +182,8 @@ class Session:
                 ``still_working_every`` seconds without the agent's words (sync or async).
             still_working_every: Seconds of silence between ``on_still_working`` calls.
             timeout: The whole turn's deadline in seconds (heartbeats do not extend it).
+            idle_timeout: Seconds with nothing but heartbeats after which the turn is treated
+                as timed out (the service's rule: 10 minutes).
             track_changes: Fetch the state before and after the turn to report changes.
 
         Raises:
@@ -117,6 +195,7 @@ class Session:
             on_still_working=on_still_working,
             still_working_every=still_working_every,
             timeout=timeout,
+            idle_timeout=idle_timeout,
             track_changes=track_changes,
         )
 
@@ -126,10 +205,36 @@ class Session:
         *,
         on_still_working: StillWorking | None = None,
         timeout: float = TURN_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        recover: bool = True,
     ) -> ChatResult:
-        """Run a whole chat turn and return what it did (see :meth:`chat`)."""
-        async with self.chat(text, on_still_working=on_still_working, timeout=timeout) as turn:
-            return await turn.result()
+        """Run a whole chat turn and return what it did (see :meth:`chat`).
+
+        Args:
+            text: What to ask.
+            on_still_working: See :meth:`chat`.
+            timeout: See :meth:`chat`.
+            idle_timeout: See :meth:`chat`.
+            recover: When the stream drops, follow the service's recovery procedure
+                (:meth:`ChatTurn.recover`: about 5 minutes at most) instead of raising at
+                once. The message is never sent again either way.
+
+        Raises:
+            StreamInterruptedError: the stream dropped and recovery saw no change (or
+                ``recover=False``).
+            AgentError: the agent reported an error.
+            APITimeoutError: the turn ran past ``timeout`` or ``idle_timeout``.
+        """
+        async with self.chat(
+            text, on_still_working=on_still_working, timeout=timeout, idle_timeout=idle_timeout
+        ) as turn:
+            try:
+                return await turn.result()
+            except StreamInterruptedError:
+                if not recover:
+                    raise
+                logger.info("the chat stream dropped; recovering from the session state")
+        return await turn.recover()
 
     async def upload(
         self,
@@ -227,36 +332,25 @@ class Session:
             self, sources, concurrency=concurrency, on_progress=on_progress
         )
 
-    async def export(
-        self,
-        draft: Draft | Mapping[str, Any] | None = None,
-        *,
-        resolution: str = "1080p",
-        aspect: str | None = None,
-        ensure_credits: bool = False,
-    ) -> RenderJob:
-        """Start rendering the timeline to an MP4.
+    async def export(self, draft: Draft | Mapping[str, Any] | None = None) -> RenderJob:
+        """Start rendering the timeline to an MP4 (export is free: no credits are spent).
 
+        The canvas (size, aspect) is part of the draft, so there is nothing else to choose.
         The job is recorded under NEMO_HOME before the request goes out, so it can be found
-        again (``nemo.jobs()``) if this process dies.
+        again (``nemo.jobs()``) if this process dies. A submission that fails is tried once
+        more with a new render id, as the service prescribes.
 
         Args:
-            draft: What to render; the session's current timeline when None.
-            resolution: ``"720p"`` or ``"1080p"``.
-            aspect: ``"9:16"``, ``"16:9"`` or ``"1:1"``; the draft's own when None.
-            ensure_credits: Check the balance first and raise before starting a job that
-                cannot be paid.
+            draft: What to render. None sends the session's current timeline back exactly
+                as the service gave it; a :class:`Draft` or a wire dict sends that instead.
 
         Returns:
             The :class:`RenderJob`; ``await job.wait()`` then ``await job.download(path)``.
 
         Raises:
-            ConfigurationError: a resolution or aspect the service does not offer.
-            InsufficientCreditsError: no credits (with ``ensure_credits``, before the job).
+            NothingToExportError: the timeline has no track with segments (nothing is sent).
             ExportBlockedError: the plan does not allow export.
         """
         from nemo_sync._render import export
 
-        return await export(
-            self, draft, resolution=resolution, aspect=aspect, ensure_credits=ensure_credits
-        )
+        return await export(self, draft)

@@ -14,9 +14,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_nev
 from yarl import URL
 
 from nemo_sync._auth import Auth
+from nemo_sync._contract import SKILL_SOURCE, SKILL_VERSION
 from nemo_sync._envelope import parse_reply
 from nemo_sync._retry import RetryBudget, sleep
-from nemo_sync._settings import SKILL_SOURCE, SKILL_VERSION
 from nemo_sync._version import __version__
 from nemo_sync.errors import (
     APIConnectionError,

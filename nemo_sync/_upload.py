@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import attrs
 
-from nemo_sync._contract import MAX_UPLOAD_BYTES
+from nemo_sync._contract import MAX_UPLOAD_BYTES, upload_path, url_upload_body
 from nemo_sync._formats import SNIFF_BYTES, check_format, extension_of
 from nemo_sync._models import Media
 from nemo_sync._upload_body import (
@@ -324,14 +324,18 @@ async def prepare(
 def media_from_reply(data: Any, endpoint: str) -> list[Media]:
     """The media an upload reply describes.
 
-    Accepts a media object (``media_id``/``id``), an object with ``media`` (one or a list),
-    or a list of media objects.
+    The contract leaves this reply open [V], so every shape the vendor's endpoints use is
+    read: a media object, a list of them, or an object holding them under ``files`` or
+    ``media`` (one or a list); the id under ``file_id``, ``media_id``, ``id`` or ``asset_id``.
 
     Raises:
         APIResponseError: when the reply holds no media.
     """
-    if isinstance(data, Mapping) and isinstance(data.get("media"), (Mapping, list)):
-        data = data["media"]
+    if isinstance(data, Mapping):
+        for key in ("files", "media", "items"):
+            if isinstance(data.get(key), (Mapping, list)):
+                data = data[key]
+                break
     items = data if isinstance(data, list) else [data]
     if not items:
         raise APIResponseError("the upload reply lists no media", endpoint=endpoint)
@@ -339,10 +343,6 @@ def media_from_reply(data: Any, endpoint: str) -> list[Media]:
 
 
 # -- calls ----------------------------------------------------------------------------------
-
-
-def _path(session: Session) -> str:
-    return f"/api/upload-video/nemo_agent/me/{session.id}"
 
 
 async def send(
@@ -353,7 +353,7 @@ async def send(
     stall_timeout: float = STALL_TIMEOUT,
 ) -> Media:
     """Upload a checked source (see :func:`prepare`) and return its media."""
-    path = _path(session)
+    path = upload_path(session.id)
     endpoint = f"POST {path}"
     progress = Progress(on_progress, prepared.size)
     last: list[MultipartBody] = []
@@ -422,9 +422,9 @@ async def upload_urls(session: Session, urls: Sequence[str]) -> list[Media]:
     checked = [_check_url(url) for url in urls]
     if not checked:
         raise InvalidUploadError("upload_urls() needs at least one URL")
-    path = _path(session)
+    path = upload_path(session.id)
     data = await session.client._request(
-        "POST", path, json={"urls": checked}, timeout=UPLOAD_TIMEOUT
+        "POST", path, json=url_upload_body(checked), timeout=UPLOAD_TIMEOUT
     )
     return media_from_reply(data, f"POST {path}")
 

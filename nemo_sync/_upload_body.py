@@ -22,6 +22,7 @@ import attrs
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
+from nemo_sync._contract import UPLOAD_FILE_FIELD
 from nemo_sync.errors import APITimeoutError, NemoError
 
 CHUNK_SIZE = 1 << 20
@@ -287,7 +288,7 @@ def _quote_filename(name: str) -> str:
 
 
 class MultipartBody(Payload):
-    """One attempt's ``multipart/form-data`` body with the file in field ``file``.
+    """One attempt's ``multipart/form-data`` body with the file in field ``files`` [V].
 
     ``failure`` holds the error when the body itself failed (the source, the progress
     callback, the stall guard): aiohttp reports those as a broken connection.
@@ -306,7 +307,7 @@ class MultipartBody(Payload):
         boundary = f"nemo-sync-{secrets.token_hex(16)}"
         self._head = (
             f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="file"; '
+            f'Content-Disposition: form-data; name="{UPLOAD_FILE_FIELD}"; '
             f'filename="{_quote_filename(prepared.name)}"\r\n'
             f"Content-Type: {prepared.content_type}\r\n\r\n"
         ).encode()

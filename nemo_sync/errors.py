@@ -20,10 +20,11 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
     │   ├── APITimeoutError             ... because a timeout ran out
     │   └── StreamInterruptedError      a chat stream dropped before the turn finished
     ├── APIResponseError              a reply broke the API contract
+    ├── NothingToExportError          the timeline has no track with segments (nothing sent)
     ├── RenderError
     │   ├── RenderFailedError           the render job failed server-side
     │   └── RenderTimeoutError          wait() ran out of time (the job goes on)
-    └── DownloadError                 a download was incomplete or refused
+    └── DownloadError                 a download was incomplete or refused (carries .status)
 
 Messages say what happened and what to do. They never contain a token.
 """
@@ -48,6 +49,7 @@ __all__ = [
     "InsufficientCreditsError",
     "MissingClientIdError",
     "NemoError",
+    "NothingToExportError",
     "RateLimitError",
     "RenderError",
     "RenderFailedError",
@@ -241,5 +243,20 @@ class RenderTimeoutError(RenderError):
     """wait() ran out of time. The job is not cancelled: pick it up with render_job(job_id)."""
 
 
+class NothingToExportError(NemoError):
+    """The timeline has nothing to render (no track with segments); no request was sent.
+
+    Generate or edit first (``session.send("...")``), then export.
+    """
+
+
 class DownloadError(NemoError):
-    """A download failed or was incomplete. No partial file is left at the destination."""
+    """A download failed or was incomplete. No partial file is left at the destination.
+
+    ``status`` is the HTTP status when the server refused the download, else None.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status

@@ -8,7 +8,17 @@ import pytest
 from nemo_sync.testing import disable_waits
 from tests.scripted import ScriptedServer
 
-_ENV = ("NEMO_TOKEN", "NEMO_BASE_URL", "NEMO_HOME", "NEMO_LOG", "NEMO_PLATFORM")
+_ENV = (
+    "NEMO_TOKEN",
+    "NEMO_API_URL",
+    "NEMO_BASE_URL",
+    "NEMO_WEB_URL",
+    "NEMO_CLIENT_ID",
+    "NEMO_HOME",
+    "NEMO_LOG",
+    "NEMO_PLATFORM",
+    "SKILL_SOURCE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +27,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NEMO_HOME", str(tmp_path / "nemo-home"))
+    # The machine's shared client id (~/.config/nemovideo/client_id) stays the developer's.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
 
 
 @pytest.fixture(autouse=True)

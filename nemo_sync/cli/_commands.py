@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nemo_sync.cli._context import Context
-from nemo_sync.errors import ConfigurationError
+from nemo_sync.errors import ConfigurationError, NemoError
 
 if TYPE_CHECKING:
     from nemo_sync._models import Media
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 Command = Callable[[Context], Awaitable[int]]
 
 QUICK_EDIT = "sync the background music to my video and adjust the beat drops to match the cuts"
-RESOLUTIONS = ("720p", "1080p")
-ASPECTS = ("9:16", "16:9", "1:1")
 
 
 def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> None:
@@ -64,8 +62,7 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
 
 
 def _render_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--resolution", choices=RESOLUTIONS, default="1080p")
-    parser.add_argument("--aspect", choices=ASPECTS, default=None)
+    # No resolution or aspect options: the canvas is part of the draft [V].
     # Polling every 30 s suits the cloud; the emulator renders in seconds.
     parser.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -93,10 +90,23 @@ async def _session(ctx: Context, session_id: str | None, *, create: bool) -> Ses
     elif create:
         session = await client.create_session()
         ctx.output.info(f"new session {session.id}")
+        await say_claim_link(ctx, session)
     else:
         return await ctx.session(None)
     ctx.remember_session(session)
     return session
+
+
+async def say_claim_link(ctx: Context, session: Session) -> None:
+    """Print the browser link to the project, as the vendor's clients do; never fatal."""
+    if not session.task_id:
+        return
+    try:
+        link = await session.claim_url()
+    except NemoError as exc:
+        ctx.output.info(f"no browser link for this project ({exc})")
+        return
+    ctx.output.say(f"Open it in the browser: {link}")
 
 
 async def _upload_all(ctx: Context, session: Session, paths: Sequence[Path]) -> list[Media]:
@@ -113,12 +123,13 @@ async def _upload_all(ctx: Context, session: Session, paths: Sequence[Path]) -> 
 async def _render(
     ctx: Context, session: Session, out: Path | None, *, wait: bool = True
 ) -> dict[str, Any]:
-    job = await session.export(resolution=ctx.args.resolution, aspect=ctx.args.aspect)
+    job = await session.export()
     ctx.output.say(f"Rendering (job {job.id})...")
     report: dict[str, Any] = {"job_id": job.id, "session_id": session.id}
-    if not wait and out is None:
-        return report
-    return await _finish_job(ctx, job, out, report)
+    if wait or out is not None:
+        report = await _finish_job(ctx, job, out, report)
+    await say_claim_link(ctx, session)
+    return report
 
 
 async def _finish_job(

@@ -63,10 +63,12 @@ class Context:
         """The client for this invocation (opened once, closed when the command ends)."""
         if self._client is None:
             base_url = self.args.base_url
+            web_url = None
             if self.args.local:
-                base_url = await self.start_emulator()
+                # The emulator serves the browser links of its own projects too.
+                base_url = web_url = await self.start_emulator()
             self._client = await self._stack.enter_async_context(
-                NemoClient(base_url=base_url, home=self.home)
+                NemoClient(base_url=base_url, web_url=web_url, home=self.home)
             )
         return self._client
 
@@ -85,19 +87,27 @@ class Context:
     def remember_session(self, session: Session) -> None:
         """Make ``session`` the default for later commands against the same API."""
         state = self._load_state()
-        state.setdefault("sessions", {})[self._api_key()] = session.id
+        remembered = {"id": session.id, "task_id": session.task_id}
+        state.setdefault("sessions", {})[self._api_key()] = remembered
         write_private(self._state_file(), json.dumps(state, indent=2).encode())
 
     async def session(self, session_id: str | None) -> Session:
         """The session named by --session, else the last one used against this API."""
         client = await self.client()
-        chosen = session_id or self._load_state().get("sessions", {}).get(self._api_key())
+        task_id: str | None = None
+        chosen: Any = session_id
         if not chosen:
+            sessions = self._load_state().get("sessions")
+            chosen = sessions.get(self._api_key()) if isinstance(sessions, dict) else None
+            if isinstance(chosen, dict):  # {"id", "task_id"}; older versions kept the id only
+                task_id = chosen.get("task_id") if isinstance(chosen.get("task_id"), str) else None
+                chosen = chosen.get("id")
+        if not chosen or not isinstance(chosen, str):
             raise ConfigurationError(
                 "no session yet: run `nemo-sync sync FILES...` or `nemo-sync chat` first, "
                 "or pass --session ID"
             )
-        return client.session(chosen)
+        return client.session(chosen, task_id=task_id)
 
     def _api_key(self) -> str:
         if self.args.local:
