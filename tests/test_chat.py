@@ -97,15 +97,11 @@ async def test_a_turn_streams_typed_events_and_posts_once(api: ScriptedServer) -
     assert [c.sentence for c in result.changes] == ["Added audio track 'Lo-fi' (0-10 s, 35%)"]
     assert api.count(*RUN) == 1
     body = json.loads(next(s.body for s in api.seen if s.path == "/run_sse"))
-    assert body == {
+    assert body == {  # exactly the vendor's body [V][A]: no role, no streaming flag
         "app_name": "nemo_agent",
         "user_id": "me",
         "session_id": SID,
-        "new_message": {
-            "role": "user",
-            "parts": [{"text": "add the lo-fi track as background music"}],
-        },
-        "streaming": True,
+        "new_message": {"parts": [{"text": "add the lo-fi track as background music"}]},
     }
     run_headers = next(s.headers for s in api.seen if s.path == "/run_sse")
     assert run_headers["Accept"] == "text/event-stream"

@@ -62,7 +62,7 @@ async def test_the_body_is_exact_multipart_with_an_exact_length(accept: Scripted
     assert int(seen.headers["Content-Length"]) == len(seen.body)
     assert "Transfer-Encoding" not in seen.headers
     part_headers = (
-        b'Content-Disposition: form-data; name="file"; '
+        b'Content-Disposition: form-data; name="files"; '
         b'filename="\xc3\x9cn\xc3\xafcode %22cut%22.mp4"\r\n'  # UTF-8, quotes as browsers do
         b"Content-Type: video/mp4\r\n\r\n"
     )
