@@ -34,7 +34,7 @@ async def batch(
         renders = []
         for n, clip in enumerate(uploaded, 1):
             await session.send(STYLES[(n - 1) % len(STYLES)].format(n=n))
-            job = await session.export(resolution="720p")
+            job = await session.export()
             renders.append(
                 asyncio.create_task(_finish(job, limit, out / f"batch-{n}-{clip.name}.mp4"))
             )

@@ -33,7 +33,7 @@ async def iterate(base_url: str | None, music: Path, clips: list[Path], out: Pat
                 print(f"  - {change.sentence}")
         state = await session.state()
         print(state.draft.summary())
-        job = await session.export(resolution="720p")
+        job = await session.export()
         await job.wait(poll_interval=0.5 if base_url else 30.0)
         return await job.download(out / "iterative.mp4")
 

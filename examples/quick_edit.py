@@ -25,7 +25,7 @@ async def quick_edit(base_url: str | None, music: Path, clips: list[Path], out: 
         )
         print(reply.text)
         print((await session.state()).draft.summary())
-        job = await session.export(resolution="720p", aspect="9:16")
+        job = await session.export()
         await job.wait(poll_interval=0.5 if base_url else 30.0)
         return await job.download(out / "quick_edit.mp4")
 

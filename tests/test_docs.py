@@ -2,7 +2,7 @@
 
 Blocks that start with ``# test_<name>.py`` are pytest files: they run with pytester, with
 the nemo-sync plugin, as a user's test suite would. Every other block runs as a script
-against an emulator (NEMO_BASE_URL points at it), in a folder holding the media files the
+against an emulator (NEMO_API_URL points at it), in a folder holding the media files the
 snippets name. Fragments that use ``nemo`` or ``session`` get them ready-made, and top-level
 ``await`` works as it does in Jupyter.
 """
@@ -106,7 +106,7 @@ async def test_script_blocks_run(
     shutil.copytree(media_dir, work)
     (work / "snippet.py").write_text(code, encoding="utf-8")
     (work / "runner.py").write_text(RUNNER, encoding="utf-8")
-    env = {**os.environ, "NEMO_BASE_URL": emu.url, "NEMO_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "NEMO_API_URL": emu.url, "NEMO_HOME": str(tmp_path / "home")}
     env.pop("NEMO_TOKEN", None)
     child = await asyncio.create_subprocess_exec(
         sys.executable,

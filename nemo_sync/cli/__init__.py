@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         "(or its local emulator with --local).",
     )
     parser.add_argument("--version", action="version", version=f"nemo-sync {__version__}")
-    parser.add_argument("--base-url", help="API URL (default: NEMO_BASE_URL, else production)")
+    parser.add_argument("--base-url", help="API URL (default: NEMO_API_URL, else production)")
     parser.add_argument(
         "--local", action="store_true", help="start the embedded emulator and use it (offline)"
     )
