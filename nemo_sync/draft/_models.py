@@ -11,13 +11,15 @@ from typing import Any
 
 import attrs
 
+from nemo_sync._contract import TRACK_AUDIO, TRACK_TEXT, TRACK_VIDEO
+
 
 class TrackType(enum.IntEnum):
     """The type of a track (``tt`` on the wire). Unknown values are kept, never an error."""
 
-    VIDEO = 0
-    AUDIO = 1
-    TEXT = 7
+    VIDEO = TRACK_VIDEO
+    AUDIO = TRACK_AUDIO
+    TEXT = TRACK_TEXT
 
     @classmethod
     def _missing_(cls, value: object) -> TrackType | None:
