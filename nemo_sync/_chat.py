@@ -18,6 +18,7 @@ from nemo_sync.errors import (
     APIConnectionError,
     APITimeoutError,
     NemoError,
+    ResponseTooLargeError,
     StreamInterruptedError,
 )
 
@@ -33,6 +34,12 @@ logger = logging.getLogger("nemo_sync")
 TURN_TIMEOUT = _contract.TURN_TIMEOUT
 IDLE_TIMEOUT = _contract.IDLE_TIMEOUT
 STILL_WORKING_EVERY = _contract.STILL_WORKING_EVERY
+_ENDPOINT = f"POST {_contract.RUN_SSE_PATH}"
+# What a turn keeps (unless keep_events=True): the network decides how many events come, so
+# memory is bounded here. A real turn has tens of events and a few KB of text.
+MAX_REPLY_CHARS = 32 * 1024 * 1024
+MAX_KEPT_EVENTS = 10_000
+MAX_KEPT_UNKNOWN = 100
 # A read blocks at most this long, so deadlines and "still working" fire on time.
 _TICK = 1.0
 
@@ -130,6 +137,7 @@ class ChatTurn:
         timeout: float = TURN_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         track_changes: bool = True,
+        keep_events: bool = False,
     ) -> None:
         if not text or not text.strip():
             raise ValueError("a chat message must not be empty")
@@ -144,6 +152,12 @@ class ChatTurn:
         self._timeout = timeout
         self._idle_timeout = idle_timeout
         self._track_changes = track_changes
+        self._keep_all = keep_events
+        self._reply_chars = 0
+        self._unknown_kept = 0
+        self._partial_first: _events.TextEvent | None = None
+        self._partial_parts: list[str] = []
+        self.heartbeats = 0
         self._response: aiohttp.ClientResponse | None = None
         self._started = False
         self._finished = False
@@ -161,8 +175,66 @@ class ChatTurn:
 
     @property
     def events(self) -> list[_events.ChatEvent]:
-        """The events received so far."""
+        """The events kept so far (see ``keep_events`` on :meth:`Session.chat`)."""
+        self._flush_partial()
         return list(self._events)
+
+    def _keep(self, event: _events.ChatEvent) -> None:
+        """Keep ``event`` for the result, within bounds unless every event was asked for.
+
+        By default heartbeats are counted (``self.heartbeats``), not kept; consecutive partial
+        text chunks are kept as one partial :class:`TextEvent` holding their joined text; at
+        most ``MAX_KEPT_UNKNOWN`` unknown events are kept. So memory follows the reply, not the
+        number of events the server chose to send.
+        """
+        if isinstance(event, _events.TextEvent):
+            self._reply_chars += len(event.text)
+            if self._reply_chars > MAX_REPLY_CHARS:
+                raise ResponseTooLargeError(
+                    f"the agent's reply passed {MAX_REPLY_CHARS} characters; the stream was "
+                    "closed to keep memory bounded. The message was not sent again.",
+                    endpoint=f"POST {_contract.RUN_SSE_PATH}",
+                    limit=MAX_REPLY_CHARS,
+                )
+        if self._keep_all:
+            self._events.append(event)
+            return
+        if isinstance(event, _events.HeartbeatEvent):
+            self.heartbeats += 1
+            return
+        if isinstance(event, _events.UnknownEvent):
+            self._unknown_kept += 1
+            if self._unknown_kept > MAX_KEPT_UNKNOWN:
+                return
+        if isinstance(event, _events.TextEvent) and event.partial:
+            first = self._partial_first
+            if first is not None and first.author == event.author:
+                self._partial_parts.append(event.text)  # joined once, at the flush
+                return
+            self._flush_partial()
+            self._partial_first, self._partial_parts = event, [event.text]
+            return
+        self._flush_partial()
+        self._append_kept(event)
+
+    def _flush_partial(self) -> None:
+        first, parts = self._partial_first, self._partial_parts
+        if first is None:
+            return
+        self._partial_first, self._partial_parts = None, []
+        text = parts[0] if len(parts) == 1 else "".join(parts)
+        self._append_kept(first if text == first.text else attrs.evolve(first, text=text))
+
+    def _append_kept(self, event: _events.ChatEvent) -> None:
+        if len(self._events) >= MAX_KEPT_EVENTS:
+            raise ResponseTooLargeError(
+                f"the chat stream sent more than {MAX_KEPT_EVENTS} events; the stream was "
+                "closed to keep memory bounded (pass keep_events=True to keep them all). The "
+                "message was not sent again.",
+                endpoint=f"POST {_contract.RUN_SSE_PATH}",
+                limit=MAX_KEPT_EVENTS,
+            )
+        self._events.append(event)
 
     async def __aenter__(self) -> ChatTurn:
         await self._start()
@@ -282,23 +354,25 @@ class ChatTurn:
         loop = asyncio.get_running_loop()
         self._last_words = loop.time()
         try:
-            async for item in _sse.aiter_sse(self._chunks()):
+            async for item in _sse.aiter_sse(self._chunks(), endpoint=_ENDPOINT):
                 for event in _events.from_sse(item):
-                    self._events.append(event)
+                    self._keep(event)
                     if isinstance(event, _events.HeartbeatEvent):
                         await self._check_still_working()
                     else:
                         self._last_words = self._last_activity = loop.time()
                     yield event
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            self._flush_partial()
             raise StreamInterruptedError(
                 f"the chat stream dropped after {len(self._events)} events "
                 f"({type(exc).__name__}). The message was NOT sent again; "
-                "call turn.reconcile() to see what the turn changed.",
+                "call turn.recover() (or turn.reconcile()) to see what the turn changed.",
                 events=self._events,
-                endpoint="POST /run_sse",
+                endpoint=_ENDPOINT,
             ) from exc
         finally:
+            self._flush_partial()
             self._finished = True
             await self.aclose()
 
@@ -383,6 +457,7 @@ class ChatTurn:
         )
 
     async def _build_result(self) -> ChatResult:
+        self._flush_partial()
         text = _reply_text(self._events)
         draft_after: Draft | None = None
         if self._track_changes or not text:
@@ -396,6 +471,7 @@ class ChatTurn:
         return self._result_from(draft_after)
 
     def _result_from(self, draft_after: Draft | None, *, recovered: bool = False) -> ChatResult:
+        self._flush_partial()
         text = _reply_text(self._events)
         changes: tuple[Change, ...] = ()
         if self._draft_before is not None and draft_after is not None:

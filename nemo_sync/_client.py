@@ -33,7 +33,7 @@ from nemo_sync._settings import (
     resolve_web_url,
     shared_client_id_path,
 )
-from nemo_sync._transport import Transport
+from nemo_sync._transport import MAX_RESPONSE_BYTES, Transport
 from nemo_sync.errors import ClientClosedError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ class NemoClient:
         timeout: Seconds for an ordinary request (uploads, chat and downloads have their own).
         max_retries: Retries of transient faults on idempotent calls.
         max_connections: Size of the connection pool.
+        max_response_bytes: The largest JSON reply read (32 MB); a larger one raises
+            :class:`ResponseTooLargeError` without reading the rest.
 
     Raises:
         ConfigurationError: when a setting is invalid.
@@ -94,10 +96,15 @@ class NemoClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         max_connections: int = 100,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         configure_from_env()
         if max_retries < 0:
             raise ConfigurationError(f"max_retries must be 0 or more; got {max_retries}")
+        if max_response_bytes < 1024:
+            raise ConfigurationError(
+                f"max_response_bytes must be at least 1024; got {max_response_bytes}"
+            )
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be positive seconds; got {timeout}")
         self._home = resolve_home(home)
@@ -110,6 +117,7 @@ class NemoClient:
             timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 30.0)),
             max_retries=max_retries,
             max_connections=max_connections,
+            max_response_bytes=max_response_bytes,
         )
         given = token if token is not None else os.environ.get("NEMO_TOKEN")
         auth: Auth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -133,6 +134,55 @@ def map_error(
     return APIError(message or f"The service answered HTTP {status}.", **common)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:20]} is out of range for a number")
+    return value
+
+
+MAX_JSON_DEPTH = 128
+"""How deeply a reply may nest. The API's deepest documented shape is a handful of levels;
+a deeper reply would only carry recursion into every consumer (copying, converting, diffing)."""
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` (iterative: no recursion of our own)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def loads_strict(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Strict JSON: no ``NaN``/``Infinity``, no number that overflows, at most ``max_depth`` deep.
+
+    Raises:
+        ValueError: for anything that is not strict JSON (including invalid UTF-8), or JSON
+            nested deeper than ``max_depth`` (Python's own recursion limit included).
+    """
+    try:
+        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
+    if _depth_exceeds(value, max_depth):
+        raise ValueError(f"JSON nested more than {max_depth} levels deep")
+    return value
+
+
 def parse_reply(
     *,
     status: int,
@@ -148,12 +198,15 @@ def parse_reply(
     """
     request_id = headers.get("X-Request-Id") or headers.get("x-request-id")
     try:
-        payload: Any = json.loads(body)
-    except ValueError:
+        payload: Any = loads_strict(body)
+    except ValueError as exc:
         payload = None
         if status < 400 and body.strip():
+            looks_like_json = body.lstrip()[:1] in (b"{", b"[")
             raise APIResponseError(
-                f"expected a JSON reply, got {_snippet(body)!r}",
+                f"the reply is not strict JSON ({exc})"
+                if looks_like_json
+                else f"expected a JSON reply, got {_snippet(body)!r}",
                 endpoint=endpoint,
                 body=_snippet(body),
             ) from None

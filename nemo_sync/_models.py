@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from nemo_sync._contract import (
     is_exportable,
     media_kind,
 )
-from nemo_sync._envelope import pick, require_object
+from nemo_sync._envelope import loads_strict, pick, require_object
 from nemo_sync.errors import APIResponseError
 
 if TYPE_CHECKING:
@@ -158,7 +157,7 @@ class SessionState:
         if isinstance(wire, str):
             # Some backends send the draft as a JSON string.
             try:
-                wire = json.loads(wire)
+                wire = loads_strict(wire)
             except ValueError:
                 raise APIResponseError(
                     f"'{where}.draft' is a string that is not JSON", endpoint=endpoint

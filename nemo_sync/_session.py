@@ -170,6 +170,7 @@ class Session:
         timeout: float = TURN_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         track_changes: bool = True,
+        keep_events: bool = False,
     ) -> ChatTurn:
         """Start a chat turn: ``async with session.chat(text) as turn: async for event in turn``.
 
@@ -185,6 +186,11 @@ class Session:
             idle_timeout: Seconds with nothing but heartbeats after which the turn is treated
                 as timed out (the service's rule: 10 minutes).
             track_changes: Fetch the state before and after the turn to report changes.
+            keep_events: Keep every event in ``turn.events`` and the result. By default
+                memory stays flat however many events the server sends: heartbeats are
+                counted (``turn.heartbeats``), consecutive partial text chunks are kept as
+                one, and at most 100 unknown events are kept; iterating the turn still
+                yields every event as it arrives.
 
         Raises:
             ValueError: when ``text`` is empty.
@@ -197,6 +203,7 @@ class Session:
             timeout=timeout,
             idle_timeout=idle_timeout,
             track_changes=track_changes,
+            keep_events=keep_events,
         )
 
     async def send(

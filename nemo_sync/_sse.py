@@ -28,7 +28,11 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import attrs
 
+from nemo_sync.errors import ResponseTooLargeError
+
 _BOM = "\ufeff"
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest line, and the largest event's data, a stream may send (16 MB by default)."""
 
 
 @attrs.frozen
@@ -83,8 +87,12 @@ class SSEDecoder:
         decoder.end()
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_line: int = MAX_LINE_BYTES, endpoint: str | None = None) -> None:
+        self._max = max_line
+        self._endpoint = endpoint
         self._pending: list[bytes] = []  # bytes of a line whose end has not arrived yet
+        self._pending_size = 0
+        self._data_size = 0  # characters of data in the event being built
         self._skip_lf = False  # the last chunk ended in \r: a \n starting the next is its pair
         self._started = False
         self._closed = False
@@ -131,12 +139,13 @@ class SSEDecoder:
             # is joined once and never goes through split().
             lf, cr = chunk.find(b"\n"), chunk.find(b"\r")
             if lf < 0 and cr < 0:
-                self._pending.append(chunk)
+                self._hold(chunk)
                 return out
             end = lf if cr < 0 else cr if lf < 0 else min(lf, cr)
-            self._pending.append(chunk[:end])
+            self._hold(chunk[:end])
             line = b"".join(self._pending)
             self._pending.clear()
+            self._pending_size = 0
             after = end + 1
             if cr == end:
                 if after == len(chunk):
@@ -146,7 +155,9 @@ class SSEDecoder:
             if self._started and line.startswith(b"data:"):
                 # A long data line, decoded straight from the buffer: no copy of the text.
                 skip = 6 if line[5:6] == b" " else 5
-                self._data.append(codecs.utf_8_decode(memoryview(line)[skip:], "replace", True)[0])
+                value = codecs.utf_8_decode(memoryview(line)[skip:], "replace", True)[0]
+                self._grow_data(len(value))
+                self._data.append(value)
             else:
                 self._lines([self._decode(line)], out)
             chunk = chunk[after:]
@@ -154,10 +165,10 @@ class SSEDecoder:
                 return out
         last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
         if last < 0:
-            self._pending.append(chunk)
+            self._hold(chunk)
             return out
         if last + 1 < len(chunk):
-            self._pending.append(chunk[last + 1 :])
+            self._hold(chunk[last + 1 :])
             chunk = chunk[: last + 1]
         elif chunk[last] == 13:  # "\r" last: maybe half of a "\r\n"
             self._skip_lf = True
@@ -177,9 +188,31 @@ class SSEDecoder:
         """
         self._closed = True
         self._pending.clear()
+        self._pending_size = self._data_size = 0
         self._data = []
         self._event = ""
         return []
+
+    def _too_large(self, what: str) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"the event stream sent {what} over {self._max} bytes; the stream was closed "
+            "to keep memory bounded",
+            endpoint=self._endpoint,
+            limit=self._max,
+        )
+
+    def _hold(self, part: bytes) -> None:
+        self._pending_size += len(part)
+        if self._pending_size > self._max:
+            self._pending.clear()
+            raise self._too_large("a line")
+        self._pending.append(part)
+
+    def _grow_data(self, size: int) -> None:
+        self._data_size += size
+        if self._data_size > self._max:
+            self._data = []
+            raise self._too_large("an event")
 
     def _decode(self, raw: bytes) -> str:
         # Only whole lines get here, so no character is ever cut in two.
@@ -193,10 +226,17 @@ class SSEDecoder:
     def _lines(self, lines: list[str], out: list[SSEItem]) -> None:
         # The hot loop, with the common cases first and the dispatch inlined.
         data = self._data
+        size, cap = self._data_size, self._max
         for line in lines:
             if line.startswith("data:"):
-                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                value = line[6:] if line.startswith(" ", 5) else line[5:]
+                size += len(value)
+                if size > cap:
+                    self._data_size = size
+                    self._grow_data(0)
+                data.append(value)
             elif not line:
+                size = 0
                 if data:
                     value = data[0] if len(data) == 1 else "\n".join(data)
                     if value or self._event:
@@ -209,13 +249,17 @@ class SSEDecoder:
             elif line[0] == ":":
                 out.append(SSEHeartbeat(line[2:] if line.startswith(" ", 1) else line[1:]))
             else:
+                self._data_size = size
                 self._field(line, data)
+                size = self._data_size
+        self._data_size = size
 
     def _field(self, line: str, data: list[str]) -> None:
         name, colon, value = line.partition(":")
         if colon and value.startswith(" "):
             value = value[1:]
         if name == "data":  # "data" without a colon: an empty data line
+            self._grow_data(len(value))
             data.append(value)
         elif name == "event":
             self._event = value
@@ -227,16 +271,23 @@ class SSEDecoder:
         # Any other field is ignored, as the spec says.
 
 
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEItem]:
+async def aiter_sse(
+    chunks: AsyncIterable[bytes], *, max_line: int = MAX_LINE_BYTES, endpoint: str | None = None
+) -> AsyncIterator[SSEItem]:
     """Decode an async stream of byte chunks, e.g. ``response.content.iter_any()``.
 
     Args:
         chunks: The body, in chunks of any size.
+        max_line: The longest line, and the largest event, accepted (bytes).
+        endpoint: Named in the error when a cap is passed.
 
     Yields:
         Events and heartbeats, in stream order. An unterminated last event is discarded.
+
+    Raises:
+        ResponseTooLargeError: a line or an event over ``max_line``.
     """
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_line=max_line, endpoint=endpoint)
     async for chunk in chunks:
         for item in decoder.feed(chunk):
             yield item

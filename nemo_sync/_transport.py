@@ -24,6 +24,7 @@ from nemo_sync.errors import (
     APITimeoutError,
     AuthenticationError,
     NemoError,
+    ResponseTooLargeError,
 )
 
 logger = logging.getLogger("nemo_sync")
@@ -34,6 +35,49 @@ USER_AGENT = (
 
 # Builds a fresh request body for each attempt (a retried upload reopens its file).
 BodyFactory = Callable[[], Any]
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""The largest JSON reply read (settable: ``NemoClient(max_response_bytes=...)``)."""
+ERROR_BODY_BYTES = 64 * 1024
+"""How much of an error reply is read: enough for any message, never a 50 MB error page."""
+
+
+async def read_capped(
+    resp: aiohttp.ClientResponse, limit: int, endpoint: str, *, truncate: bool = False
+) -> bytes:
+    """The body, read up to ``limit`` bytes (decompressed); never the rest.
+
+    Raises:
+        ResponseTooLargeError: when the body is larger (unless ``truncate``, which returns the
+            first ``limit`` bytes instead: for error pages, whose start is all that matters).
+    """
+    declared = resp.content_length
+    if declared is not None and declared > limit and not truncate:
+        raise _too_large(endpoint, limit, f"it announces {declared} bytes")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                parts.append(chunk[: len(chunk) - (size - limit)])
+                break
+            raise _too_large(endpoint, limit, f"{size} bytes so far")
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _too_large(endpoint: str, limit: int, how: str) -> ResponseTooLargeError:
+    cap = f"{limit / (1024 * 1024):g} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return ResponseTooLargeError(
+        f"the reply is over the {cap} cap ({how}); nothing more was read. Raise "
+        "NemoClient(max_response_bytes=...) if a reply this large is expected.",
+        endpoint=endpoint,
+        limit=limit,
+    )
 
 
 def _connection_error(exc: BaseException, endpoint: str) -> APIConnectionError:
@@ -65,8 +109,10 @@ class Transport:
         max_retries: int,
         auth: Auth | None = None,
         max_connections: int = 100,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = base_url
+        self.max_response_bytes = max_response_bytes
         self.platform = platform
         self.timeout = timeout
         self.max_retries = max_retries
@@ -253,8 +299,11 @@ class Transport:
                 allow_redirects=False,
             ) as resp:
                 status = resp.status
-                raw = await resp.read()
                 reply_headers = resp.headers
+                if status >= 400:
+                    raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
+                else:
+                    raw = await read_capped(resp, self.max_response_bytes, endpoint)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             logger.debug("%s failed after %.0f ms: %s", endpoint, _ms(started), type(exc).__name__)
             raise _connection_error(exc, endpoint) from exc
@@ -335,7 +384,10 @@ class Transport:
         if resp.status < 400 and content_type.startswith("text/event-stream"):
             return resp
         try:
-            raw = await resp.read()
+            if resp.status >= 400:
+                raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
+            else:
+                raw = await read_capped(resp, self.max_response_bytes, endpoint)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _connection_error(exc, endpoint) from exc
         finally:

@@ -20,6 +20,7 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
     │   ├── APITimeoutError             ... because a timeout ran out
     │   └── StreamInterruptedError      a chat stream dropped before the turn finished
     ├── APIResponseError              a reply broke the API contract
+│   └── ResponseTooLargeError       ... by being larger than a cap (JSON body, SSE line/event)
     ├── NothingToExportError          the timeline has no track with segments (nothing sent)
     ├── RenderError
     │   ├── RenderFailedError           the render job failed server-side
@@ -54,6 +55,7 @@ __all__ = [
     "RenderError",
     "RenderFailedError",
     "RenderTimeoutError",
+    "ResponseTooLargeError",
     "ServerError",
     "SessionNotFoundError",
     "StreamInterruptedError",
@@ -220,6 +222,18 @@ class APIResponseError(NemoError):
         self.message = message
         self.endpoint = endpoint
         self.body = body
+
+
+class ResponseTooLargeError(APIResponseError):
+    """A reply (a JSON body, an event-stream line or event) was larger than its cap.
+
+    Nothing past the cap was read. ``limit`` is the cap in bytes; the caps are settable
+    (``NemoClient(max_response_bytes=...)``).
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, limit: int) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.limit = limit
 
 
 class RenderError(NemoError):

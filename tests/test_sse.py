@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import nemo_sync
 from nemo_sync._sse import ServerSentEvent, SSEDecoder, SSEHeartbeat, SSEItem, aiter_sse
 
 BOM = codecs.BOM_UTF8
@@ -318,3 +319,36 @@ async def test_aiter_sse_over_iter_any_from_a_real_server() -> None:
         SSEHeartbeat(),
         ServerSentEvent("last"),
     ]
+
+
+# -- caps: the network decides how long a line is, so memory is capped here ------------------
+
+
+def test_a_line_without_an_end_past_the_cap_raises_before_buffering_more() -> None:
+    decoder = SSEDecoder(max_line=1000, endpoint="POST /run_sse")
+    decoder.feed(b"data: " + b"x" * 500)
+    with pytest.raises(nemo_sync.ResponseTooLargeError, match="a line over 1000 bytes") as caught:
+        decoder.feed(b"x" * 600)
+    assert caught.value.limit == 1000
+    assert caught.value.endpoint == "POST /run_sse"
+
+
+def test_one_whole_line_past_the_cap_raises() -> None:
+    decoder = SSEDecoder(max_line=1000)
+    with pytest.raises(nemo_sync.ResponseTooLargeError):
+        decoder.feed(b"data: " + b"x" * 2000 + b"\n")
+
+
+def test_data_lines_never_dispatched_past_the_cap_raise() -> None:
+    decoder = SSEDecoder(max_line=1000)
+    with pytest.raises(nemo_sync.ResponseTooLargeError, match="an event"):
+        for _ in range(100):
+            decoder.feed(b"data: " + b"y" * 50 + b"\n")
+
+
+def test_many_small_events_under_the_cap_are_fine() -> None:
+    decoder = SSEDecoder(max_line=1000)
+    items = []
+    for _ in range(1000):
+        items += decoder.feed(b"data: " + b"z" * 500 + b"\n\n")
+    assert len(items) == 1000
