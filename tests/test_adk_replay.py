@@ -137,6 +137,31 @@ def test_the_recordings_are_the_bytes_adk_sent() -> None:
         assert hashlib.sha256(body).hexdigest() == meta["sha256"], name
 
 
+def test_adk_frames_every_event_as_one_data_line() -> None:
+    """What docs/streaming.md says ADK sends: ``data: <json>`` + blank line, LF, nothing else.
+
+    The crash frame is the exception in style only: ``json.dumps`` (", " separators, ASCII
+    escapes) where events are pydantic's compact UTF-8.
+    """
+    for name in MANIFEST["files"]:
+        body = (RECORDINGS / name).read_bytes()
+        assert b"\r" not in body, name
+        assert body.endswith(b"\n\n"), name
+        for block in body[:-2].split(b"\n\n"):
+            assert block.startswith(b"data: "), (name, block[:40])
+            assert b"\n" not in block, name
+            event = json.loads(block[len(b"data: ") :])
+            if "error" in event:
+                assert block.startswith(b'data: {"error": "AgentCrashError: '), name
+                assert set(event) == {"error", "error_details"}
+                assert set(event["error_details"]) == {"error_type", "error_message", "timestamp"}
+            else:
+                # Every real event carries its actions, stateDelta included (empty unless
+                # the agent set something): why only a non-empty one is a StateDeltaEvent.
+                assert "stateDelta" in event["actions"], name
+                assert {"id", "invocationId", "author", "timestamp"} <= set(event), name
+
+
 def test_every_recording_is_replayed_here() -> None:
     replayed = {
         "plain_text",
