@@ -13,6 +13,7 @@ from nemo_sync._client import NemoClient
 from nemo_sync._events import (
     ChatEvent,
     HeartbeatEvent,
+    StateDeltaEvent,
     TextEvent,
     ToolCallEvent,
     ToolResultEvent,
@@ -106,6 +107,7 @@ __all__ = [
     "Session",
     "SessionNotFoundError",
     "SessionState",
+    "StateDeltaEvent",
     "StreamInterruptedError",
     "SuggestedAction",
     "SuggestedKind",

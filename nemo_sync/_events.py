@@ -9,17 +9,26 @@ Each SSE ``data:`` is one ADK event (JSON). One ADK event may carry several part
 - ``{"functionResponse": {id, name, response}}`` -> :class:`ToolResultEvent`;
 - anything else -> :class:`UnknownEvent`: a new kind of part never crashes a chat.
 
+A non-empty ``actions.stateDelta`` adds a :class:`StateDeltaEvent` after the parts' events
+(ADK puts an empty ``stateDelta`` on every event; that is no change and gives nothing).
 ``turnComplete`` adds a :class:`TurnCompleteEvent`; a comment line or an empty ``data:``
 is a :class:`HeartbeatEvent`. Keys may come camelCase or snake_case. Every typed event keeps
-the whole ADK event it came from in ``raw`` (``invocationId``, ``timestamp``,
-``actions.stateDelta``, ...; left out of ``==`` and ``repr``), so nothing the server sends is
-lost. An event with an ``errorCode``, or an SSE ``event: error``, raises
-:class:`~nemo_sync.errors.AgentError`.
+the whole ADK event it came from in ``raw`` (``invocationId``, ``timestamp``, ...; left out
+of ``==`` and ``repr``), so nothing the server sends is lost.
+
+Errors raise :class:`~nemo_sync.errors.AgentError`: an event with an ``errorCode`` (how an
+agent reports a failed model call), an SSE ``event: error``, and the frame ADK's API server
+writes when the agent raises, ``{"error": "<Type>: <message>", "error_details": {...}}``.
+ADK ends that stream with HTTP 200, so without this the crash would read as a turn that
+finished without a reply. The server's text goes into the message cleaned: control
+characters removed, anything that looks like a credential redacted, length capped.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
@@ -107,8 +116,30 @@ class UnknownEvent:
     raw: Any
 
 
+@attrs.frozen
+class StateDeltaEvent:
+    """The agent changed its session state (``actions.stateDelta``).
+
+    The delta is the agent's own bookkeeping (which keys it set, to what); the timeline an
+    app shows still comes from ``session.state()``. Only a non-empty delta gives this event.
+
+    Attributes:
+        delta: The keys and values the event set, as sent.
+        raw: The whole ADK event (its parts, if any, became events of their own before this).
+    """
+
+    delta: Mapping[str, Any]
+    raw: _Raw = attrs.field(factory=dict, eq=False, repr=False, kw_only=True)
+
+
 ChatEvent: TypeAlias = (
-    TextEvent | ToolCallEvent | ToolResultEvent | HeartbeatEvent | TurnCompleteEvent | UnknownEvent
+    TextEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | StateDeltaEvent
+    | HeartbeatEvent
+    | TurnCompleteEvent
+    | UnknownEvent
 )
 
 
@@ -120,17 +151,107 @@ def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# The server's error text is shown to users and logged by apps, so it is cleaned first: a
+# crashed tool's exception can quote a request, headers included.
+_MESSAGE_LIMIT = 300
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+_SECRET_FIELD = re.compile(
+    r"(?i)\b((?:access[_-]?|refresh[_-]?|id[_-]?)?token|api[_-]?key|secret|password|passwd"
+    r"|authorization|x-api-key|cookie)([\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]+"
+)
+# Long opaque runs mixing letters and digits: API keys, JWT segments, signatures. ``/`` and
+# ``.`` split runs so file paths and dotted names in a traceback's last line survive.
+_OPAQUE = re.compile(r"[A-Za-z0-9_\-+=]{32,}")
+# UUIDs (and ADK's ``e-<uuid>`` invocation ids) are ids, not secrets, and help a bug report.
+_UUID = re.compile(r"(?:[a-z]-)?[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_SPACES = re.compile(r"\s+")
+_REDACTED = "[redacted]"
+
+
+def _redact_opaque(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if _UUID.fullmatch(run):
+        return run
+    has_letter = any(c.isalpha() for c in run)
+    has_digit = any(c.isdigit() for c in run)
+    # Prose and paths are letters only, or have no digits; a secret mixes both.
+    return _REDACTED if has_letter and has_digit else run
+
+
+def clean_message(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    """The server's error text, safe to show: no control characters, credentials or floods.
+
+    Args:
+        text: What the server said.
+        limit: The most characters kept; longer texts end with ``...``.
+
+    Returns:
+        One line of at most ``limit`` characters (plus ``...``).
+    """
+    # Cc (C0/C1 controls, ANSI escapes' ESC) and Cf (bidi overrides, zero-width) can hide or
+    # rewrite what a terminal shows; they become spaces, then runs of space become one.
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {_REDACTED}", text)
+    text = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{_REDACTED}", text)
+    text = _OPAQUE.sub(_redact_opaque, text)
+    text = _SPACES.sub(" ", text).strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _crash_text(raw: _Raw) -> str | None:
+    """What an ADK crash frame (``{"error", "error_details"}``) says, or None if it is none.
+
+    ``error`` is not a field of ADK's ``Event``: only the API server's crash frame has it.
+    """
+    error = raw.get("error")
+    if not error:
+        return None
+    if isinstance(error, str):
+        return error
+    details = _get(raw, "errorDetails", "error_details")
+    details = details if isinstance(details, Mapping) else {}
+    if isinstance(error, Mapping):
+        details = {**details, **error}
+    kind = _get(details, "errorType", "error_type")
+    message = _get(details, "errorMessage", "error_message") or details.get("message")
+    if isinstance(kind, str) and isinstance(message, str):
+        return f"{kind}: {message}"
+    if isinstance(message, str) or isinstance(kind, str):
+        return str(message or kind)
+    return json.dumps(error, ensure_ascii=False, default=str)
+
+
 def _raise_for_error(raw: _Raw) -> None:
+    crash = _crash_text(raw)
+    if crash is not None:
+        raise AgentError(
+            f"The agent crashed: {clean_message(crash)}. The turn failed; the message was not "
+            "sent again. Check session.state() before retrying: the agent may have changed "
+            "the timeline before it crashed.",
+            endpoint=_ENDPOINT,
+        )
     code = _get(raw, "errorCode", "error_code")
     if not code:
         return
-    message = _get(raw, "errorMessage", "error_message") or "no message"
+    message = _get(raw, "errorMessage", "error_message")
+    message = clean_message(message) if isinstance(message, str) and message else "no message"
+    shown = clean_message(str(code), 80)
     raise AgentError(
-        f"The agent failed: {message} (error {code}). The message was not sent again; "
+        f"The agent failed: {message} (error {shown}). The message was not sent again; "
         "check session.state() before retrying.",
         code=code if isinstance(code, int) else None,
         endpoint=_ENDPOINT,
     )
+
+
+def _state_delta(raw: _Raw) -> StateDeltaEvent | None:
+    actions = raw.get("actions")
+    if not isinstance(actions, Mapping):
+        return None
+    delta = _get(actions, "stateDelta", "state_delta")
+    if not isinstance(delta, Mapping) or not delta:
+        return None  # ADK sends ``{}`` on every event: nothing changed
+    return StateDeltaEvent(dict(delta), raw=raw)
 
 
 def _part(part: Any, raw: _Raw, partial: bool, author: str | None) -> ChatEvent | None:
@@ -164,17 +285,20 @@ def _part(part: Any, raw: _Raw, partial: bool, author: str | None) -> ChatEvent 
 def parse_adk_event(raw: Any) -> list[ChatEvent]:
     """The typed events in one ADK event (an SSE ``data:`` decoded from JSON).
 
-    An event with only ``actions`` (a state delta, say) gives no typed event: it is the
-    agent's bookkeeping. One with nothing recognisable gives an :class:`UnknownEvent`.
+    An event with a non-empty ``actions.stateDelta`` gives a :class:`StateDeltaEvent`; one
+    with only other ``actions`` (an empty delta, an artifact delta) gives no typed event: it
+    is the agent's bookkeeping. One with nothing recognisable gives an :class:`UnknownEvent`.
 
     Args:
         raw: The decoded JSON.
 
     Returns:
-        The typed events, in the order of the event's parts, then ``TurnCompleteEvent``.
+        The typed events: the event's parts in order, then ``StateDeltaEvent``, then
+        ``TurnCompleteEvent``.
 
     Raises:
-        AgentError: when the event carries an ``errorCode``.
+        AgentError: when the event carries an ``errorCode``, or is ADK's crash frame
+            (``{"error": ..., "error_details": ...}``).
     """
     if not isinstance(raw, Mapping):
         return [UnknownEvent(raw)]
@@ -189,6 +313,9 @@ def parse_adk_event(raw: Any) -> list[ChatEvent]:
             event = _part(part, raw, partial, author)
             if event is not None:
                 events.append(event)
+    delta = _state_delta(raw)
+    if delta is not None:
+        events.append(delta)
     if _get(raw, "turnComplete", "turn_complete"):
         events.append(TurnCompleteEvent(raw=raw))
     if not events and not parts and not raw.get("actions"):
@@ -207,14 +334,15 @@ def from_sse(item: ServerSentEvent | SSEHeartbeat) -> list[ChatEvent]:
         :class:`UnknownEvent` holding the data when it is not JSON.
 
     Raises:
-        AgentError: for ``event: error`` or an ADK event with an ``errorCode``.
+        AgentError: for ``event: error``, an ADK event with an ``errorCode``, or ADK's
+            crash frame.
     """
     if isinstance(item, SSEHeartbeat):
         return [HeartbeatEvent()]
     if item.event == "error":
         raise AgentError(
-            f"The agent stream reported an error: {item.data[:300]}. The message was not "
-            "sent again; check session.state() before retrying.",
+            f"The agent stream reported an error: {clean_message(item.data)}. The message "
+            "was not sent again; check session.state() before retrying.",
             endpoint=_ENDPOINT,
         )
     try:

@@ -10,11 +10,13 @@ import pytest
 from nemo_sync import AgentError
 from nemo_sync._events import (
     HeartbeatEvent,
+    StateDeltaEvent,
     TextEvent,
     ToolCallEvent,
     ToolResultEvent,
     TurnCompleteEvent,
     UnknownEvent,
+    clean_message,
     from_sse,
     parse_adk_event,
 )
@@ -117,8 +119,145 @@ def test_new_kinds_become_unknown_events() -> None:
 
 
 def test_bookkeeping_only_events_are_quiet() -> None:
-    assert parse_adk_event({"actions": {"stateDelta": {"draft_version": 2}}}) == []
+    # ADK 2.13 puts these empty deltas on every event it streams.
+    empty = {"stateDelta": {}, "artifactDelta": {}, "requestedAuthConfigs": {}}
+    assert parse_adk_event({"actions": empty}) == []
+    assert parse_adk_event({"actions": {"artifactDelta": {"clip.mp4": 1}}}) == []
     assert parse_adk_event({"content": {"parts": [{"text": "", "thought": True}]}}) == []
+
+
+@pytest.mark.parametrize("key", ["stateDelta", "state_delta"])
+def test_a_state_delta_is_an_event(key: str) -> None:
+    raw = {"author": "nemo_agent", "actions": {key: {"draft_version": 2, "bgm": None}}}
+    events = parse_adk_event(raw)
+    assert events == [StateDeltaEvent({"draft_version": 2, "bgm": None})]
+    assert isinstance(events[0], StateDeltaEvent)
+    assert events[0].raw is raw
+
+
+def test_a_state_delta_comes_after_the_parts_and_before_turn_complete() -> None:
+    raw = {
+        "content": {"parts": [{"text": "Saved."}]},
+        "actions": {"stateDelta": {"v": 3}},
+        "turnComplete": True,
+    }
+    assert parse_adk_event(raw) == [
+        TextEvent("Saved."),
+        StateDeltaEvent({"v": 3}),
+        TurnCompleteEvent(),
+    ]
+
+
+@pytest.mark.parametrize("delta", [{}, None, [], "v=3", 3])
+def test_an_empty_or_malformed_state_delta_is_no_event(delta: object) -> None:
+    assert parse_adk_event(
+        {"content": {"parts": [{"text": "ok"}]}, "actions": {"stateDelta": delta}}
+    ) == [TextEvent("ok")]
+    assert parse_adk_event({"actions": "odd"}) == []
+
+
+# ADK 2.13's API server, when the agent raises (api_server.py, run_agent_sse): json.dumps, so
+# ", " separators and ASCII escapes, unlike the events themselves.
+ADK_CRASH = (
+    '{"error": "RuntimeError: tool \\u5931\\u8d25 failed", "error_details": {"error_type": '
+    '"RuntimeError", "error_message": "tool \\u5931\\u8d25 failed", "timestamp": 1795977186.7}}'
+)
+
+
+def test_adk_crash_frame_raises_agent_error() -> None:
+    with pytest.raises(AgentError) as caught:
+        from_sse(ServerSentEvent(ADK_CRASH))
+    message = str(caught.value)
+    assert "The agent crashed: RuntimeError: tool 失败 failed." in message
+    assert "not sent again" in message
+    assert caught.value.endpoint == "POST /run_sse"
+    assert caught.value.code is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"error": "ValueError: bad"}, "ValueError: bad"),
+        ({"error": {"error_type": "KeyError", "error_message": "'x'"}}, "KeyError: 'x'"),
+        ({"error": True, "error_details": {"error_type": "OSError"}}, "OSError"),
+        ({"error": True, "errorDetails": {"message": "disk full"}}, "disk full"),
+        ({"error": {"code": 7}}, '{"code": 7}'),
+        # A crash beats whatever else the frame holds.
+        ({"error": "E: x", "content": {"parts": [{"text": "half"}]}}, "E: x"),
+    ],
+)
+def test_crash_frame_shapes(raw: dict[str, Any], named: str) -> None:
+    with pytest.raises(AgentError) as caught:
+        parse_adk_event(raw)
+    assert f"The agent crashed: {named}." in str(caught.value)
+
+
+@pytest.mark.parametrize("error", [None, "", 0, False, {}])
+def test_an_empty_error_field_is_no_crash(error: object) -> None:
+    assert parse_adk_event({"error": error, "content": {"parts": [{"text": "ok"}]}}) == [
+        TextEvent("ok")
+    ]
+
+
+def test_a_crash_message_is_cleaned() -> None:
+    secret = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlMTIzNDU2Nzg5"
+    frame = {
+        "error": f"HTTPError: 401 for Authorization: Bearer {secret}\x1b[2J\r\nretry" + "!" * 900,
+        "error_details": {},
+    }
+    with pytest.raises(AgentError) as caught:
+        parse_adk_event(frame)
+    message = str(caught.value)
+    assert secret not in message
+    assert "eyJ" not in message
+    assert "\x1b" not in message
+    assert "\r" not in message
+    assert "\n" not in message
+    assert "HTTPError: 401 for Authorization:" in message
+    assert "[redacted]" in message
+    assert "!" * 300 not in message
+    assert len(message) < 600
+
+
+def test_an_error_code_message_is_cleaned_too() -> None:
+    with pytest.raises(AgentError) as caught:
+        parse_adk_event({"errorCode": "INTERNAL", "errorMessage": "api_key=AIzaSyA1b2C3d4E5f6\x07"})
+    assert "AIzaSyA1b2C3d4E5f6" not in str(caught.value)
+    assert "\x07" not in str(caught.value)
+    assert "api_key=[redacted]" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("plain words stay", "plain words stay"),
+        ("tabs\tand\nnew lines\r\n", "tabs and new lines"),
+        ("bidi \u202eevil\u202c zero\u200bwidth", "bidi evil zero width"),
+        ("token: abc.def", "token: [redacted]"),
+        ('{"password": "hunter2"}', '{"password": "[redacted]"}'),
+        ("Bearer tok-1", "Bearer [redacted]"),
+        # Ids and paths are useful in a bug report and are not secrets.
+        (
+            "invocation e-86fba781-039a-4e0b-b813-528f824fd2d0 failed",
+            "invocation e-86fba781-039a-4e0b-b813-528f824fd2d0 failed",
+        ),
+        (
+            "in /usr/lib/python3.11/site-packages/google/adk/runners.py",
+            "in /usr/lib/python3.11/site-packages/google/adk/runners.py",
+        ),
+        ("key sk_live_4eC39HqLyjWDarjtT1zdp7dc end", "key [redacted] end"),
+        ("a" * 40, "a" * 40),  # letters only: a word, not a key
+        ("中文错误 🎬", "中文错误 🎬"),
+    ],
+)
+def test_clean_message(text: str, cleaned: str) -> None:
+    assert clean_message(text) == cleaned
+
+
+def test_clean_message_caps_the_length() -> None:
+    assert clean_message("x" * 301) == "x" * 300 + "..."
+    assert clean_message("x" * 300) == "x" * 300
+    assert clean_message("é" * 50, limit=10) == "é" * 10 + "..."
 
 
 def test_turn_complete_alone() -> None:
@@ -169,6 +308,9 @@ def test_from_sse() -> None:
 def test_an_error_event_raises() -> None:
     with pytest.raises(AgentError, match="boom"):
         from_sse(ServerSentEvent("boom", event="error"))
+    with pytest.raises(AgentError) as caught:
+        from_sse(ServerSentEvent("boom\nBearer abc123", event="error"))
+    assert "abc123" not in str(caught.value)
 
 
 def test_a_stream_end_to_end() -> None:
