@@ -34,6 +34,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from nemo_sync._envelope import loads_strict
 from nemo_sync._sse import ServerSentEvent, SSEHeartbeat
 from nemo_sync.errors import AgentError
 
@@ -346,7 +347,8 @@ def from_sse(item: ServerSentEvent | SSEHeartbeat) -> list[ChatEvent]:
             endpoint=_ENDPOINT,
         )
     try:
-        raw = json.loads(item.data)
+        # Strict: no NaN/Infinity, no overflowing numbers, bounded depth (a ValueError).
+        raw = loads_strict(item.data)
     except ValueError:
         return [UnknownEvent(item.data)]
     return parse_adk_event(raw)
