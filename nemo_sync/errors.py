@@ -15,7 +15,7 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
     │   ├── RateLimitError              HTTP 429 (carries .retry_after)
     │   ├── MissingClientIdError        HTTP 400: missing X-Client-Id
     │   ├── ServerError                 HTTP 5xx
-    │   └── AgentError                  the agent reported an error inside a chat stream
+    │   └── AgentError                  the agent failed or crashed inside a chat stream
     ├── APIConnectionError            the request did not complete (network)
     │   ├── APITimeoutError             ... because a timeout ran out
     │   └── StreamInterruptedError      a chat stream dropped before the turn finished
