@@ -23,7 +23,9 @@ CHUNK = 256 * 1024
 MAX_REDIRECTS = 5
 MAX_RESUMES = 3
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=120.0)
+# The stall guard: at least this much must arrive in every window of stall_timeout seconds.
+STALL_WINDOW = 60.0
+STALL_MIN_BYTES = 64 * 1024
 
 
 def _umask() -> int:
@@ -46,10 +48,16 @@ def safe_name(url: URL, default: str) -> str:
     return name[:120] if name else default
 
 
-async def _headers(transport: Transport, url: URL, offset: int) -> dict[str, str]:
-    """Auth only for the API's own origin: download URLs usually live on a CDN."""
+async def _headers(
+    transport: Transport, url: URL, offset: int, *, may_authenticate: bool
+) -> dict[str, str]:
+    """Auth only for the API's own origin, and only when the download started there.
+
+    Download URLs usually live on a CDN; a CDN that redirects to an API-host path must not
+    make the SDK hand it the token (the redirect target is the CDN's choice, not ours).
+    """
     headers = {"User-Agent": USER_AGENT}
-    if transport.is_api_host(url):
+    if may_authenticate and transport.is_api_host(url):
         headers.update(transport.base_headers())
         if transport.auth is not None:
             headers["Authorization"] = f"Bearer {await transport.auth.token()}"
@@ -58,21 +66,66 @@ async def _headers(transport: Transport, url: URL, offset: int) -> dict[str, str
     return headers
 
 
-async def _open(transport: Transport, url: URL, offset: int) -> aiohttp.ClientResponse:
+async def _open(
+    transport: Transport, url: URL, offset: int, timeout: aiohttp.ClientTimeout
+) -> aiohttp.ClientResponse:
     """GET, following redirects by hand so each hop decides again whether auth goes."""
+    may_authenticate = transport.is_api_host(url)
     for _ in range(MAX_REDIRECTS + 1):
         response = await transport.http.get(
             url,
-            headers=await _headers(transport, url, offset),
+            headers=await _headers(transport, url, offset, may_authenticate=may_authenticate),
             allow_redirects=False,
-            timeout=_TIMEOUT,
+            timeout=timeout,
         )
         if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
             response.release()
             url = url.join(URL(response.headers["Location"]))
+            if url.scheme not in ("http", "https"):
+                raise DownloadError(f"a download redirected to a {url.scheme!r} URL: refused")
+            may_authenticate = may_authenticate and transport.is_api_host(url)
             continue
         return response
     raise DownloadError(f"too many redirects downloading {url.with_query(None)}")
+
+
+_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """``(first, last, total)`` of a ``Content-Range`` header, or None when unreadable."""
+    found = _RANGE.fullmatch(value.strip()) if value else None
+    if not found:
+        return None
+    first, last, total = found.groups()
+    return int(first), int(last), None if total == "*" else int(total)
+
+
+class _StallGuard:
+    """Fails a download that moves less than ``min_bytes`` in any ``window`` seconds.
+
+    A per-read timeout cannot catch a server that drips a byte every few seconds; a rate over
+    a window can, without punishing a slow but honest link.
+    """
+
+    def __init__(self, window: float, min_bytes: int) -> None:
+        self.window = window
+        self.min_bytes = min_bytes
+        self._loop = asyncio.get_running_loop()
+        self._start = self._loop.time()
+        self._bytes = 0
+
+    def add(self, size: int) -> None:
+        self._bytes += size
+        now = self._loop.time()
+        if now - self._start < self.window:
+            return
+        if self._bytes < self.min_bytes:
+            raise DownloadError(
+                f"the download stalled: {self._bytes} bytes in {now - self._start:.0f} s "
+                f"(less than {self.min_bytes} per {self.window:.0f} s)"
+            )
+        self._start, self._bytes = now, 0
 
 
 async def download(
@@ -82,14 +135,27 @@ async def download(
     *,
     default_name: str,
     on_progress: ProgressCallback | None = None,
+    timeout: float | None = None,
+    stall_timeout: float = STALL_WINDOW,
 ) -> Path:
     """Stream ``url`` to ``dest`` (a file, or a folder to put it in). Returns the path.
 
     The bytes go to a temporary file beside the target, which is renamed into place only
-    when complete; a dropped connection resumes with Range when the server allows it.
+    when complete; a dropped connection resumes with Range when the server allows it, and a
+    resumed part must start where asked and agree on the total, else the download starts over.
+
+    Args:
+        transport: The client's transport (its pool, base URL and auth).
+        url: An absolute URL, or a path on the API host.
+        dest: A file, or a folder to put it in.
+        default_name: The file name when ``dest`` is a folder and the URL has none.
+        on_progress: Called as ``on_progress(bytes_so_far, total_or_None)``.
+        timeout: The whole download's deadline in seconds (None: none).
+        stall_timeout: Fail when less than 64 KB arrive in this many seconds.
 
     Raises:
-        DownloadError: on a refused or incomplete download (no file is left at ``dest``).
+        DownloadError: on a refused, stalled, late or incomplete download (no file is left at
+            ``dest``).
     """
     target_url = transport.base_url.join(URL(url))
     dest = Path(dest).expanduser()
@@ -100,7 +166,18 @@ async def download(
     shown = target_url.with_query(None)  # signed query strings stay out of messages
     try:
         with os.fdopen(fd, "wb") as out:
-            await _fetch(transport, target_url, out, shown, on_progress)
+            fetch = _fetch(
+                transport, target_url, out, shown, on_progress, stall_timeout=stall_timeout
+            )
+            if timeout is None:
+                await fetch
+            else:
+                try:
+                    await asyncio.wait_for(fetch, timeout)
+                except asyncio.TimeoutError:
+                    raise DownloadError(
+                        f"the download of {shown} did not finish in {timeout:g} s"
+                    ) from None
             out.flush()
             # mkstemp made it 0600 while it filled; the finished video is an ordinary file.
             if os.chmod in os.supports_fd:
@@ -114,43 +191,80 @@ async def download(
     return target
 
 
+def _restart(out: BinaryIO) -> None:
+    out.seek(0)
+    out.truncate()
+
+
 async def _fetch(
     transport: Transport,
     url: URL,
     out: BinaryIO,
     shown: URL,
     on_progress: ProgressCallback | None,
+    *,
+    stall_timeout: float,
 ) -> None:
     received = 0
     total: int | None = None
     resumes = 0
+    read_timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=30.0, sock_read=max(stall_timeout, 1.0)
+    )
     while True:
         try:
-            response = await _open(transport, url, received)
+            response = await _open(transport, url, received, read_timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             if resumes >= MAX_RESUMES:
                 raise DownloadError(f"could not download {shown}: {type(exc).__name__}") from exc
             resumes += 1
             continue
         try:
-            if received and response.status == 200:
-                # The server ignored Range: start over.
-                out.seek(0)
-                out.truncate()
-                received = 0
-            elif response.status not in (200, 206):
+            if response.status not in (200, 206):
                 raise DownloadError(
                     f"download of {shown} refused: HTTP {response.status}", status=response.status
                 )
-            if response.status == 200:
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind in ("application/json", "text/html"):
+                # An error page or an API envelope, not a video: never save it as one.
+                raise DownloadError(
+                    f"download of {shown} answered {kind}, not a video", status=response.status
+                )
+            if response.status == 206:
+                span = _content_range(response.headers.get("Content-Range"))
+                if (
+                    span is None
+                    or span[0] != received
+                    or (total is not None and span[2] is not None and span[2] != total)
+                ):
+                    # A part that does not continue what we have: start over from byte 0.
+                    response.release()
+                    _restart(out)
+                    received, total = 0, None
+                    if resumes >= MAX_RESUMES:
+                        raise DownloadError(f"download of {shown}: the server's ranges disagree")
+                    resumes += 1
+                    continue
+                if span[2] is not None:
+                    total = span[2]
+                elif total is None and response.content_length is not None:
+                    total = received + response.content_length
+            else:
+                if received:
+                    _restart(out)  # the server ignored Range: start over
+                    received = 0
                 total = response.content_length
-            elif total is None and response.content_length is not None:
-                total = received + response.content_length
             resumable = response.headers.get("Accept-Ranges", "").lower() == "bytes"
+            guard = _StallGuard(stall_timeout, STALL_MIN_BYTES)
             try:
                 async for chunk in response.content.iter_chunked(CHUNK):
+                    if total is not None and received + len(chunk) > total:
+                        raise DownloadError(
+                            f"download of {shown} sent more than the {total} bytes it announced"
+                        )
                     out.write(chunk)
                     received += len(chunk)
+                    guard.add(len(chunk))
                     if on_progress is not None:
                         on_progress(received, total)
             except (
@@ -164,8 +278,7 @@ async def _fetch(
                     ) from exc
                 resumes += 1
                 if not resumable:
-                    out.seek(0)
-                    out.truncate()
+                    _restart(out)
                     received = 0
                 continue
         finally:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from nemo_sync import _contract
-from nemo_sync._download import ProgressCallback, download
+from nemo_sync._download import STALL_WINDOW, ProgressCallback, download
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._jobstore import JobRecord, JobStore
 from nemo_sync.errors import (
@@ -221,9 +221,18 @@ class RenderJob:
         return final
 
     async def download(
-        self, dest: str | Path = ".", *, on_progress: ProgressCallback | None = None
+        self,
+        dest: str | Path = ".",
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+        stall_timeout: float = STALL_WINDOW,
     ) -> Path:
         """Download the finished MP4 to ``dest`` (a file, or a folder to put it in).
+
+        ``timeout`` bounds the download (None: no overall deadline); ``stall_timeout`` fails
+        it when less than 64 KB arrive in that many seconds, so a server dripping bytes
+        cannot hold it forever.
 
         The file comes from ``output.url`` (usually a CDN: the token is never sent there).
         When the reply has no URL, or the URL answers 403, 404 or 410 (expired, say), it
@@ -254,6 +263,8 @@ class RenderJob:
                     Path(dest),
                     default_name=default_name,
                     on_progress=on_progress,
+                    timeout=timeout,
+                    stall_timeout=stall_timeout,
                 )
             except DownloadError as exc:
                 if exc.status not in _contract.DOWNLOAD_FALLBACK_STATUSES:
@@ -272,6 +283,8 @@ class RenderJob:
                 target / default_name if target.is_dir() else target,
                 default_name=default_name,
                 on_progress=on_progress,
+                timeout=timeout,
+                stall_timeout=stall_timeout,
             )
         await self._store.update(self.id, output_path=str(path))
         return path
