@@ -266,15 +266,24 @@ class ChatTurn:
         if self._track_changes:
             self._draft_before = (await self._session.state()).draft
         transport = self._session.client._ensure_open()
+        opening = transport.open_stream(
+            "POST",
+            _contract.RUN_SSE_PATH,
+            json=self._body(),
+            headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
+            # The turn's own deadline governs; socket reads are bounded by ticks below.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=None),
+        )
         try:
-            self._response = await transport.open_stream(
-                "POST",
-                _contract.RUN_SSE_PATH,
-                json=self._body(),
-                headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
-                # The turn's own deadline governs; socket reads are bounded by ticks below.
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=None),
-            )
+            # The deadline covers connecting and waiting for the response headers too.
+            self._response = await asyncio.wait_for(opening, max(self._deadline - loop.time(), 0))
+        except asyncio.TimeoutError:
+            self._finished = True
+            raise APITimeoutError(
+                f"the chat stream did not start within {self._timeout:g} s; the message was "
+                "not sent again. The agent may still act on it: check session.state().",
+                endpoint=_ENDPOINT,
+            ) from None
         except StreamInterruptedError:
             raise
         except APIConnectionError as exc:

@@ -19,6 +19,7 @@ from nemo_sync._envelope import pick, require_object
 from nemo_sync._jobstore import JobRecord, JobStore
 from nemo_sync.errors import (
     APIConnectionError,
+    APIError,
     ConfigurationError,
     DownloadError,
     NothingToExportError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nemo_sync")
 
+SUBMITTED = "submitted"  # the job store's status for a POST that may have arrived
 POLL_INTERVAL = _contract.RENDER_POLL_INTERVAL  # the service: poll every 30 s
 WAIT_TIMEOUT = 900.0
 # Polls that may fail in a row (after the transport's own retries) before wait() gives up.
@@ -163,8 +165,11 @@ class RenderJob:
         failures = 0
         while True:
             try:
-                result = await self.status()
+                # A poll that hangs must not hold the caller past its own deadline.
+                result = await asyncio.wait_for(self.status(), max(deadline - loop.time(), 0))
                 failures = 0
+            except asyncio.TimeoutError:
+                raise self._late(timeout) from None
             except (APIConnectionError, ServerError) as exc:
                 failures += 1
                 logger.debug("poll of render %s failed (%s), %d in a row", self.id, exc, failures)
@@ -179,13 +184,16 @@ class RenderJob:
                     return
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise RenderTimeoutError(
-                    f"render {self.id} is not done after {timeout:.0f} s; it goes on "
-                    f"server-side: pick it up later with nemo.render_job({self.id!r}).wait()",
-                    job_id=self.id,
-                )
+                raise self._late(timeout)
             # A plain sleep: an idle wait costs no CPU.
             await asyncio.sleep(min(poll_interval, remaining))
+
+    def _late(self, timeout: float) -> RenderTimeoutError:
+        return RenderTimeoutError(
+            f"render {self.id} is not done after {timeout:g} s; it goes on server-side: "
+            f"pick it up later with nemo.render_job({self.id!r}).wait()",
+            job_id=self.id,
+        )
 
     async def wait(
         self,
@@ -343,13 +351,19 @@ async def export(session: Session, draft: Draft | Mapping[str, Any] | None = Non
         except (ServerError, APIConnectionError) as exc:
             # The service: a failed submission is retried once, with a NEW id. The job
             # stays recorded as submitted: it may have reached the service.
-            await store.update(render_id, status="submitted")
+            await store.update(render_id, status=SUBMITTED)
             if attempt == 2:
                 raise
             logger.info("render submission failed (%s); retrying once with a new id", exc)
             continue
+        except APIError:
+            # The service answered and refused: this id never became a job.
+            await store.update(render_id, status=_contract.RENDER_FAILED)
+            raise
         except BaseException:
-            await store.update(render_id, status="failed")
+            # Cancelled or timed out: the POST may have reached the service, so the job is
+            # kept as submitted (listed by jobs(include_finished=False)) until a poll says.
+            await asyncio.shield(store.update(render_id, status=SUBMITTED))
             raise
         obj = data if isinstance(data, Mapping) else {}
         server_id = next(
