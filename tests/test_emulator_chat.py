@@ -56,7 +56,7 @@ async def test_an_edit_turn_in_adk_format(raw: Raw, emu: Emulator) -> None:
     assert version_delta == [{"draft_version": 1}]
     state = await raw.state(session_id)
     assert state.data["version"] == 1
-    title = next(t for t in state.data["draft"]["t"] if t["tt"] == 7)
+    title = next(t for t in state.data["state"]["draft"]["t"] if t["tt"] == 7)
     assert title["sg"][0]["x"] == "Urban Dreams"
     assert emu.sessions[session_id].turns == 1
 
@@ -70,7 +70,7 @@ async def test_silent_turns_edit_without_text(raw: Raw, emu: Emulator) -> None:
     assert stream.partial_texts == []
     assert not stream.turn_complete
     assert [c["name"] for c in stream.calls] == ["add_clips", "set_aspect_ratio"]
-    assert (await raw.state(session_id)).data["draft"]["m"]["aspect"] == "16:9"
+    assert (await raw.state(session_id)).data["state"]["draft"]["m"]["aspect"] == "16:9"
 
 
 async def test_unknown_instructions_get_help_not_silence(raw: Raw, emu: Emulator) -> None:
@@ -178,7 +178,7 @@ async def test_the_stream_cut_fault_keeps_the_edit(raw: Raw, emu: Emulator) -> N
     assert stream.error is not None
     assert len(stream.events) == 1
     assert fault.hits == 1
-    assert (await raw.state(session_id)).data["draft"]["m"]["aspect"] == "16:9"
+    assert (await raw.state(session_id)).data["state"]["draft"]["m"]["aspect"] == "16:9"
 
 
 async def test_the_drop_fault_cuts_the_first_event_in_half(raw: Raw, emu: Emulator) -> None:
