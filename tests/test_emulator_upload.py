@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -243,3 +244,29 @@ async def test_media_url_serves_the_upload_with_ranges(raw: Raw) -> None:
         assert part.status == 206
         assert part.headers["Content-Range"] == f"bytes 10-19/{len(content)}"
         assert await part.read() == content[10:20]
+
+
+async def test_a_client_that_leaves_mid_upload_is_not_an_emulator_error(
+    raw: Raw, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id = await raw.new_session()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"--b\r\nContent-Disposition: form-data; name=files; filename=a.mp4\r\n\r\n"
+        yield b"\x00" * 1000
+        raise OSError("the client went away")
+
+    with pytest.raises(aiohttp.ClientError):
+        await raw.http.post(
+            f"{emu.url}/api/upload-video/nemo_agent/me/{session_id}",
+            data=body(),
+            headers={**raw.headers(), "Content-Type": "multipart/form-data; boundary=b"},
+        )
+    for _ in range(100):  # the server notices the lost connection on its own time
+        if emu.requests[-1].status is None and stored_files(emu) == []:
+            break
+        await asyncio.sleep(0.01)
+    assert "emulator error" not in caplog.text
+    assert emu.requests[-1].status is None
+    assert stored_files(emu) == []
+    assert emu.sessions[session_id].media == {}
