@@ -6,6 +6,7 @@ The emulator must be right on the wire by itself, so its tests speak HTTP direct
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -14,7 +15,10 @@ from typing import Any
 import aiohttp
 import attrs
 
+from nemo_sync._contract import chat_body, export_body
 from nemo_sync.emulator import Emulator
+
+_render_ids = itertools.count(1)
 
 ATTRIBUTION = {
     "X-Skill-Source": "music-cog-online",
@@ -40,6 +44,26 @@ class Reply:
     @property
     def message(self) -> str:
         return str(self.body.get("message", "")) if isinstance(self.body, dict) else ""
+
+    @property
+    def payload(self) -> Any:
+        """``data`` of an enveloped reply, else the body as is (the vendor CLI's rule [T])."""
+        if isinstance(self.body, dict) and "code" in self.body:
+            return self.body.get("data")
+        return self.body
+
+    @property
+    def detail(self) -> Any:
+        """A FastAPI refusal's ``detail``."""
+        return self.body.get("detail") if isinstance(self.body, dict) else None
+
+    def missing_fields(self) -> list[str]:
+        """The dotted ``loc`` (after ``body``) of each ``missing`` item of a 422 detail."""
+        return [
+            ".".join(str(p) for p in item["loc"][1:])
+            for item in self.detail or []
+            if item.get("type") == "missing"
+        ]
 
 
 @attrs.define
@@ -169,15 +193,10 @@ class Raw:
         assert reply.status == 200, reply.body
         return str(reply.data["session_id"])
 
-    async def upload(
-        self, session_id: str, name: str, content: bytes, *, in_path: bool = True
-    ) -> Reply:
+    async def upload(self, session_id: str, name: str, content: bytes) -> Reply:
         form = aiohttp.FormData()
-        if not in_path:
-            form.add_field("session_id", session_id)
-        form.add_field("file", content, filename=name)
-        path = "/api/upload-video/nemo_agent/me/" + (session_id if in_path else "")
-        return await self.call("POST", path, data=form)
+        form.add_field("files", content, filename=name)
+        return await self.call("POST", f"/api/upload-video/nemo_agent/me/{session_id}", data=form)
 
     async def state(self, session_id: str) -> Reply:
         return await self.call("GET", f"/api/state/nemo_agent/me/{session_id}/latest")
@@ -188,13 +207,7 @@ class Raw:
         return dict(reply.data)
 
     def chat_body(self, session_id: str, text: str) -> dict[str, Any]:
-        return {
-            "app_name": "nemo_agent",
-            "user_id": "me",
-            "session_id": session_id,
-            "new_message": {"role": "user", "parts": [{"text": text}]},
-            "streaming": True,
-        }
+        return chat_body(session_id, text)
 
     async def chat(self, session_id: str, text: str) -> Stream:
         """One turn; a stream cut short is returned with ``error`` set, not raised."""
@@ -216,10 +229,18 @@ class Raw:
         events, comments, empty = parse_sse(raw)
         return Stream(raw, events, comments, empty, error)
 
-    async def render(self, session_id: str, **options: Any) -> Reply:
-        return await self.call(
-            "POST", "/api/render/proxy/lambda", json_body={"session_id": session_id, **options}
-        )
+    async def render(
+        self,
+        session_id: str,
+        *,
+        draft: Any = None,
+        render_id: str | None = None,
+    ) -> Reply:
+        """An export in the v2 shape; the draft is the session's own unless given."""
+        if draft is None:
+            draft = self.emu.sessions[session_id].draft if session_id in self.emu.sessions else {}
+        body = export_body(render_id or f"render_{next(_render_ids)}", session_id, draft)
+        return await self.call("POST", "/api/render/proxy/lambda", json_body=body)
 
     async def render_status(self, render_id: str) -> Reply:
         return await self.call("GET", f"/api/render/proxy/lambda/{render_id}")

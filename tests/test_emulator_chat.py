@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 
 import pytest
 
-from nemo_sync.emulator import Emulator
+from nemo_sync.emulator import Emulator, FaultSet
 from tests.emulator_raw import Raw, raw_client
 
 TITLE = 'add the title "Urban Dreams" for 2 seconds'
@@ -56,7 +57,7 @@ async def test_an_edit_turn_in_adk_format(raw: Raw, emu: Emulator) -> None:
     assert version_delta == [{"draft_version": 1}]
     state = await raw.state(session_id)
     assert state.data["version"] == 1
-    title = next(t for t in state.data["draft"]["t"] if t["tt"] == 7)
+    title = next(t for t in state.data["state"]["draft"]["t"] if t["tt"] == 7)
     assert title["sg"][0]["x"] == "Urban Dreams"
     assert emu.sessions[session_id].turns == 1
 
@@ -70,7 +71,7 @@ async def test_silent_turns_edit_without_text(raw: Raw, emu: Emulator) -> None:
     assert stream.partial_texts == []
     assert not stream.turn_complete
     assert [c["name"] for c in stream.calls] == ["add_clips", "set_aspect_ratio"]
-    assert (await raw.state(session_id)).data["draft"]["m"]["aspect"] == "16:9"
+    assert (await raw.state(session_id)).data["state"]["draft"]["m"]["aspect"] == "16:9"
 
 
 async def test_unknown_instructions_get_help_not_silence(raw: Raw, emu: Emulator) -> None:
@@ -178,7 +179,7 @@ async def test_the_stream_cut_fault_keeps_the_edit(raw: Raw, emu: Emulator) -> N
     assert stream.error is not None
     assert len(stream.events) == 1
     assert fault.hits == 1
-    assert (await raw.state(session_id)).data["draft"]["m"]["aspect"] == "16:9"
+    assert (await raw.state(session_id)).data["state"]["draft"]["m"]["aspect"] == "16:9"
 
 
 async def test_the_drop_fault_cuts_the_first_event_in_half(raw: Raw, emu: Emulator) -> None:
@@ -189,3 +190,44 @@ async def test_the_drop_fault_cuts_the_first_event_in_half(raw: Raw, emu: Emulat
     assert stream.events == []
     assert '"invocationId"' in stream.raw
     assert (await raw.state(session_id)).data["version"] == 1
+
+
+async def test_events_are_compact_json_as_adk_writes_them(raw: Raw) -> None:
+    session_id = await session_with_clip(raw)
+    stream = await raw.chat(session_id, 'add the title "城市之梦" for 2 seconds')
+    lines = [line for line in stream.raw.split("\n") if line.startswith("data: {")]
+    assert lines
+    for line in lines:
+        body = line.removeprefix("data: ")
+        assert json.dumps(json.loads(body), ensure_ascii=False, separators=(",", ":")) == body
+    assert "城市之梦" in stream.raw  # UTF-8 as is, not \\u escapes
+    assert all("invocationId" in e for e in stream.events)
+
+
+async def test_the_agent_crash_fault_streams_adks_error_event(raw: Raw, emu: Emulator) -> None:
+    session_id = await session_with_clip(raw)
+    emu.faults.add("POST /run_sse", agent_crash="model quota exhausted")
+    stream = await raw.chat(session_id, TITLE)  # asserts HTTP 200 and text/event-stream
+    assert stream.error is None  # a clean end, as ADK's
+    [event] = stream.events
+    assert event["error"] == "RuntimeError: model quota exhausted"
+    details = event["error_details"]
+    assert (details["error_type"], details["error_message"]) == (
+        "RuntimeError",
+        "model quota exhausted",
+    )
+    assert details["timestamp"] == pytest.approx(emu.clock.now(), abs=5)
+    # The exact form of google-adk 2.13's line: json.dumps defaults after "data: ".
+    [line] = [x for x in stream.raw.split("\n") if x.startswith("data: {")]
+    assert line == "data: " + json.dumps({"error": event["error"], "error_details": details})
+    assert emu.sessions[session_id].version == 0  # the crashed turn changed nothing
+    assert (await raw.credits())["available"] == 100
+    assert emu.requests[-1].status == 200
+    after = await raw.chat(session_id, TITLE)  # once only
+    assert after.texts
+
+
+def test_agent_crash_true_has_a_default_message() -> None:
+    fault = FaultSet().add("POST /run_sse", agent_crash=True)
+    assert fault.agent_crash == "the agent crashed (injected fault)"
+    assert FaultSet().add("GET /x", omit_output_url=True).omit_output_url

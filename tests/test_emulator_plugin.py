@@ -18,9 +18,9 @@ async def test_credits(nemo_emulator, nemo_client):
     assert nemo_emulator.requests[-1].path == "/api/credits/balance/simple"
 
 
-@pytest.mark.nemo_emulator(render_cost=3, silent_ratio=0.0)
+@pytest.mark.nemo_emulator(chat_cost=3, silent_ratio=0.0)
 async def test_marker_configures_the_emulator(nemo_emulator):
-    assert nemo_emulator.config.render_cost == 3
+    assert nemo_emulator.config.chat_cost == 3
     assert nemo_emulator.config.silent_ratio == 0.0
 
 

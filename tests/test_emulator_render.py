@@ -10,7 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from nemo_sync._contract import export_body
 from nemo_sync.emulator import NO_RENDERER, Emulator, RenderBackend
+from nemo_sync.emulator._render import NOTHING_TO_EXPORT
 from tests.emulator_raw import ATTRIBUTION, Raw, raw_client
 
 
@@ -74,8 +76,8 @@ async def finish(raw: Raw, render_id: str) -> list[dict[str, Any]]:
     for _ in range(400):
         reply = await raw.render_status(render_id)
         assert reply.status == 200, reply.body
-        seen.append(reply.data)
-        if reply.data["status"] in ("completed", "failed"):
+        seen.append(reply.payload)
+        if reply.payload["status"] in ("completed", "failed"):
             return seen
         await asyncio.sleep(0.002)
     raise AssertionError(f"render {render_id} did not finish: {seen[-1]}")
@@ -85,40 +87,64 @@ def test_the_fake_backend_is_a_render_backend() -> None:
     assert isinstance(FakeBackend(), RenderBackend)
 
 
-async def test_a_render_goes_through_its_states_and_charges(
+async def test_a_render_goes_through_its_states_for_free(
     raw: Raw, emu: Emulator, backend: FakeBackend
 ) -> None:
     session_id = await edited_session(raw)
     before = await raw.credits()
-    reply = await raw.render(session_id, render_id="client-1", resolution="720p")
+    reply = await raw.render(session_id, render_id="render_1700000000000")
     assert reply.status == 200, reply.body
-    job = reply.data
-    assert job["render_id"].startswith("rnd_")  # the server's id
-    assert job["client_render_id"] == "client-1"
-    assert job["status"] == "queued"
-    assert (job["width"], job["height"]) == (1280, 720)  # the draft says 16:9
-    held = await raw.credits()
-    assert held == {"available": before["available"] - 10, "frozen": 10, "total": before["total"]}
-    seen = await finish(raw, job["render_id"])
+    assert reply.code == 0
+    assert reply.data == {"render_id": "render_1700000000000", "status": "pending"}
+    assert await raw.credits() == before  # export is free: nothing held
+    seen = await finish(raw, "render_1700000000000")
+    assert "code" not in seen[0]  # the poll reply is bare by default [V]
+    assert {s["id"] for s in seen} == {"render_1700000000000"}
     statuses = [s["status"] for s in seen]
     assert statuses[-1] == "completed"
     assert statuses.index("processing") < statuses.index("completed")
+    assert all("output" not in s for s in seen[:-1])
     progress = [s["progress"] for s in seen]
     assert progress == sorted(progress)
     assert progress[-1] == 100
-    assert await raw.credits() == {
-        "available": before["available"] - 10,
-        "frozen": 0,
-        "total": before["total"] - 10,
-    }
+    assert await raw.credits() == before  # and nothing charged
     [call] = backend.calls
-    assert call["size"] == (1280, 720)
+    assert call["size"] == (1920, 1080)  # the draft's canvas says 16:9
     media_id = next(iter(emu.sessions[session_id].media))
     assert call["media"] == {media_id: emu.sessions[session_id].media[media_id].path}
-    async with raw.http.get(seen[-1]["download_url"]) as download:
+    output = seen[-1]["output"]
+    assert output["size"] == len(backend.payload)
+    assert output["duration"] == emu.sessions[session_id].draft["d"] / 1000
+    async with raw.http.get(output["url"]) as download:
         assert download.status == 200
         assert download.headers["Content-Type"] == "video/mp4"
         assert await download.read() == backend.payload
+
+
+async def test_the_status_can_come_enveloped(backend: FakeBackend) -> None:
+    async with (
+        Emulator(render_backend=backend, render_seconds=0.01, render_status_enveloped=True) as emu,
+        raw_client(emu) as raw,
+    ):
+        await raw.login()
+        session_id = await edited_session(raw)
+        render_id = (await raw.render(session_id)).data["render_id"]
+        await emu.wait_for_renders()
+        reply = await raw.render_status(render_id)
+        assert reply.code == 0
+        assert reply.data["id"] == render_id
+        assert reply.data["status"] == "completed"
+        assert reply.data["output"]["url"].startswith(emu.cdn_url + "/downloads/")
+
+
+async def test_an_export_needs_no_credits(raw: Raw, emu: Emulator) -> None:
+    session_id = await edited_session(raw)
+    emu.set_credits(raw.token or "", available=0)
+    reply = await raw.render(session_id)
+    assert (reply.status, reply.code) == (200, 0), reply.body
+    seen = await finish(raw, reply.data["render_id"])
+    assert seen[-1]["status"] == "completed"
+    assert await raw.credits() == {"available": 0, "frozen": 0, "total": 0}
 
 
 async def test_without_a_renderer_the_job_fails_and_says_what_to_install(raw: Raw) -> None:
@@ -130,20 +156,17 @@ async def test_without_a_renderer_the_job_fails_and_says_what_to_install(raw: Ra
         seen = await finish(cli, job["render_id"])
         assert seen[-1]["status"] == "failed"
         assert seen[-1]["error"] == NO_RENDERER
-        assert "download_url" not in seen[-1]
-        assert (await cli.credits())["frozen"] == 0
-        assert (await cli.credits())["available"] == 99  # only the chat turn was charged
+        assert "output" not in seen[-1]
 
 
-async def test_render_fail_fault_releases_the_credits(raw: Raw, emu: Emulator) -> None:
+async def test_render_fail_fault(raw: Raw, emu: Emulator) -> None:
     session_id = await edited_session(raw)
-    before = await raw.credits()
     emu.faults.add("POST /api/render/proxy/lambda", render_fail="GPU node lost")
     job = (await raw.render(session_id)).data
-    assert job["status"] == "queued"
+    assert job["status"] == "pending"
     seen = await finish(raw, job["render_id"])
     assert (seen[-1]["status"], seen[-1]["error"]) == ("failed", "GPU node lost")
-    assert await raw.credits() == before
+    assert "output" not in seen[-1]
 
 
 async def test_a_backend_error_fails_the_job(raw: Raw, emu: Emulator, backend: FakeBackend) -> None:
@@ -153,61 +176,60 @@ async def test_a_backend_error_fails_the_job(raw: Raw, emu: Emulator, backend: F
     assert seen[-1]["error"] == "encoder exploded"
 
 
-async def test_empty_timeline_and_unknown_media_fail(raw: Raw) -> None:
+async def test_nothing_to_render_and_unknown_media_fail_clearly(raw: Raw) -> None:
     session_id = await raw.new_session()
     empty = await finish(raw, (await raw.render(session_id)).data["render_id"])
-    assert "nothing to render" in empty[-1]["error"]
+    assert empty[-1]["error"] == NOTHING_TO_EXPORT
+    assert "generate or edit" in empty[-1]["error"]
+    audio_only = {"t": [{"id": "a", "tt": 1, "sg": [{"id": "s", "st": 0, "d": 1}]}]}
+    no_video = await finish(raw, (await raw.render(session_id, draft=audio_only)).data["render_id"])
+    assert "no video segments" in no_video[-1]["error"]
     draft = {"t": [{"id": "v", "tt": 0, "sg": [{"id": "s", "mid": "med_ghost", "st": 0, "d": 1}]}]}
     ghost = await finish(raw, (await raw.render(session_id, draft=draft)).data["render_id"])
     assert "med_ghost" in ghost[-1]["error"]
 
 
-async def test_the_same_client_render_id_is_the_same_job(raw: Raw) -> None:
+async def test_a_reused_id_is_409_and_ids_are_per_account(raw: Raw, emu: Emulator) -> None:
     session_id = await edited_session(raw)
-    first = await raw.render(session_id, render_id="r-1")
-    again = await raw.render(session_id, render_id="r-1")
-    assert first.data["render_id"] == again.data["render_id"]
-    assert (await raw.credits())["frozen"] + (await raw.credits())["available"] == 99
-    other = await raw.render(session_id, render_id="r-2")
-    assert other.data["render_id"] != first.data["render_id"]
+    first = await raw.render(session_id, render_id="render_1")
+    again = await raw.render(session_id, render_id="render_1")
+    assert (again.status, again.code) == (409, 409)
+    assert "render_1" in again.message
+    assert len(emu.renders) == 1
+    async with raw_client(emu) as other:
+        await other.login("other")
+        theirs = await other.render(await edited_session(other), render_id="render_1")
+        assert theirs.status == 200, theirs.body
+        await emu.wait_for_renders()
+        assert (await other.render_status("render_1")).payload["status"] == "completed"
+    assert (await raw.render_status("render_1")).payload["status"] == "completed"
+    assert first.data["render_id"] == "render_1"
 
 
-async def test_not_enough_credits_is_2001_with_a_link(raw: Raw, emu: Emulator) -> None:
+async def test_the_canvas_comes_from_the_draft(
+    raw: Raw, backend: FakeBackend, emu: Emulator
+) -> None:
     session_id = await edited_session(raw)
-    emu.set_credits(raw.token or "", available=9)
-    reply = await raw.render(session_id)
-    assert (reply.status, reply.code) == (200, 2001)
-    assert reply.data["bind_url"].startswith(f"{emu.url}/bind?bind=")
-    assert "10 needed, 9 available" in reply.message
-
-
-async def test_registered_accounts_get_no_link_on_2001(raw: Raw, emu: Emulator) -> None:
-    emu.add_token("tok_reg", credits=0, registered=True)
-    raw.token = "tok_reg"
-    session_id = await raw.new_session()
-    reply = await raw.render(session_id)
-    assert reply.code == 2001
-    assert reply.data is None
-    assert "top up" in reply.message
+    draft = {**emu.sessions[session_id].draft, "cv": {"w": 1080, "h": 1080}}
+    job = (await raw.render(session_id, draft=draft)).data
+    seen = await finish(raw, job["render_id"])
+    assert (seen[-1]["width"], seen[-1]["height"]) == (1080, 1080)
+    assert backend.calls[-1]["size"] == (1080, 1080)
 
 
 async def test_missing_attribution_headers_block_export_with_402(raw: Raw, emu: Emulator) -> None:
     session_id = await edited_session(raw)
+    body = export_body("render_9", session_id, emu.sessions[session_id].draft)
     for missing in ATTRIBUTION:
         headers = {k: v for k, v in ATTRIBUTION.items() if k != missing}
         headers["Authorization"] = f"Bearer {raw.token}"
         reply = await raw.call(
-            "POST",
-            "/api/render/proxy/lambda",
-            json_body={"session_id": session_id},
-            raw_headers=headers,
+            "POST", "/api/render/proxy/lambda", json_body=body, raw_headers=headers
         )
         assert reply.status == 402, missing
         assert missing in reply.message
     wrong = {**ATTRIBUTION, "X-Skill-Platform": "vscode", "Authorization": f"Bearer {raw.token}"}
-    reply = await raw.call(
-        "POST", "/api/render/proxy/lambda", json_body={"session_id": session_id}, raw_headers=wrong
-    )
+    reply = await raw.call("POST", "/api/render/proxy/lambda", json_body=body, raw_headers=wrong)
     assert reply.status == 402
     # Other routes do not check them (as the service does not).
     credits = await raw.call(
@@ -229,14 +251,64 @@ async def test_plan_blocks_anonymous_export(backend: FakeBackend) -> None:
             assert (await raw.render(session_id)).status == 200
 
 
-async def test_bad_render_options_are_400(raw: Raw) -> None:
+async def test_a_v1_export_body_is_422_with_a_detail(raw: Raw, emu: Emulator) -> None:
+    session_id = await edited_session(raw)
+    v1 = {
+        "render_id": "r-1",
+        "session_id": session_id,
+        "draft": emu.sessions[session_id].draft,
+        "resolution": "1080p",
+    }
+    reply = await raw.call("POST", "/api/render/proxy/lambda", json_body=v1)
+    assert reply.status == 422
+    assert reply.code is None  # FastAPI's body, not the envelope
+    assert reply.missing_fields() == ["id", "sessionId"]
+    assert reply.detail[0] == {
+        "type": "missing",
+        "loc": ["body", "id"],
+        "msg": "Field required",
+        "input": v1,
+    }
+    assert not emu.renders
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "kind"),
+    [
+        ({"draft": None}, "draft", "dict_type"),
+        ({"draft": "{}"}, "draft", "dict_type"),
+        ({"id": 17}, "id", "string_type"),
+        ({"output": {"format": "webm", "quality": "high"}}, "output.format", "literal_error"),
+        ({"id": ""}, "id", "string_too_short"),
+    ],
+)
+async def test_a_mistyped_export_body_is_422(
+    raw: Raw, emu: Emulator, change: dict[str, Any], where: str, kind: str
+) -> None:
     session_id = await raw.new_session()
-    assert (await raw.render(session_id, resolution="4k")).status == 400
-    assert (await raw.render(session_id, aspect="4:3")).status == 400
-    assert (await raw.render(session_id, draft=[1, 2])).status == 400
-    assert (await raw.call("POST", "/api/render/proxy/lambda", json_body={})).status == 400
-    ok = await raw.render(session_id, resolution=1080, aspect="1:1")
-    assert (ok.data["width"], ok.data["height"]) == (1080, 1080)
+    body = {**export_body("render_5", session_id, {"t": []}), **change}
+    reply = await raw.call("POST", "/api/render/proxy/lambda", json_body=body)
+    assert reply.status == 422, reply.body
+    [item] = reply.detail
+    assert (".".join(str(p) for p in item["loc"][1:]), item["type"]) == (where, kind)
+    assert not emu.renders
+
+
+async def test_no_draft_and_no_body_are_422(raw: Raw) -> None:
+    session_id = await raw.new_session()
+    no_draft = await raw.call(
+        "POST", "/api/render/proxy/lambda", json_body={"id": "render_2", "sessionId": session_id}
+    )
+    assert no_draft.missing_fields() == ["draft"]
+    empty = await raw.call("POST", "/api/render/proxy/lambda", data=b"")
+    assert (empty.status, empty.detail[0]["loc"]) == (422, ["body"])
+    broken = await raw.call(
+        "POST",
+        "/api/render/proxy/lambda",
+        data=b"{nope",
+        headers={"Content-Type": "application/json"},
+    )
+    assert (broken.status, broken.detail[0]["type"]) == (422, "json_invalid")
 
 
 async def test_jobs_belong_to_their_account(raw: Raw, emu: Emulator) -> None:
@@ -246,22 +318,27 @@ async def test_jobs_belong_to_their_account(raw: Raw, emu: Emulator) -> None:
         await other.login("other")
         reply = await other.render_status(render_id)
         assert (reply.status, reply.code) == (404, 4004)
+        fallback = await other.call("GET", f"/api/render/proxy/{render_id}/download")
+        assert fallback.status == 404
+    unknown = await raw.render_status("render_404")
+    assert (unknown.status, unknown.code) == (404, 4004)
     await emu.wait_for_renders()
     assert emu.renders[render_id].status == "completed"
 
 
-async def completed_download(raw: Raw, emu: Emulator) -> str:
+async def completed_output(raw: Raw, emu: Emulator) -> tuple[str, dict[str, Any]]:
     session_id = await edited_session(raw)
     render_id = (await raw.render(session_id)).data["render_id"]
     await emu.wait_for_renders()
-    url: str = (await raw.render_status(render_id)).data["download_url"]
-    return url
+    output: dict[str, Any] = (await raw.render_status(render_id)).payload["output"]
+    return render_id, output
 
 
 async def test_downloads_need_no_token_and_support_ranges(
     raw: Raw, emu: Emulator, backend: FakeBackend
 ) -> None:
-    url = await completed_download(raw, emu)
+    _, output = await completed_output(raw, emu)
+    url = output["url"]
     payload, size = backend.payload, len(backend.payload)
     async with aiohttp.ClientSession() as anonymous:
         async with anonymous.get(url, headers={"Range": "bytes=100-"}) as part:
@@ -286,12 +363,64 @@ async def test_downloads_need_no_token_and_support_ranges(
     assert not download.has_token
 
 
+async def test_the_download_fallback_needs_the_token_and_serves_the_same_bytes(
+    raw: Raw, emu: Emulator, backend: FakeBackend
+) -> None:
+    render_id, _ = await completed_output(raw, emu)
+    path = f"/api/render/proxy/{render_id}/download"
+    async with raw.http.get(emu.url + path, headers=raw.headers()) as whole:
+        assert whole.status == 200
+        assert whole.headers["Content-Type"] == "video/mp4"
+        assert await whole.read() == backend.payload
+    ranged = {**raw.headers(), "Range": "bytes=5-9"}
+    async with raw.http.get(emu.url + path, headers=ranged) as part:
+        assert part.status == 206
+        assert await part.read() == backend.payload[5:10]
+    anonymous = await raw.call("GET", path, auth=False)
+    assert (anonymous.status, anonymous.code) == (401, 1001)
+    in_query = await raw.call("GET", f"{path}?token={raw.token}", auth=False)
+    assert in_query.status == 401  # a token in a URL is never accepted
+
+
+async def test_the_download_fallback_before_the_video_exists(raw: Raw, emu: Emulator) -> None:
+    session_id = await raw.new_session()
+    render_id = (await raw.render(session_id)).data["render_id"]
+    early = await raw.call("GET", f"/api/render/proxy/{render_id}/download")
+    assert (early.status, early.code) == (404, 4004)
+    await emu.wait_for_renders()  # fails: nothing to render
+    failed = await raw.call("GET", f"/api/render/proxy/{render_id}/download")
+    assert "failed" in failed.message
+
+
+async def test_fault_omit_output_url(raw: Raw, emu: Emulator) -> None:
+    render_id, output = await completed_output(raw, emu)
+    emu.faults.add("GET /api/render/proxy/lambda/{render_id}", omit_output_url=True)
+    reply = await raw.render_status(render_id)
+    assert reply.payload["status"] == "completed"
+    assert reply.payload["output"] == {k: v for k, v in output.items() if k != "url"}
+    assert "url" in (await raw.render_status(render_id)).payload["output"]  # once only
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+async def test_fault_output_url_fails(raw: Raw, emu: Emulator, status: int) -> None:
+    render_id, output = await completed_output(raw, emu)
+    emu.faults.add("GET /downloads/{name}", status=status)
+    async with raw.http.get(output["url"]) as resp:
+        assert resp.status == status
+    fallback = await raw.http.get(
+        emu.url + f"/api/render/proxy/{render_id}/download", headers=raw.headers()
+    )
+    assert fallback.status == 200
+    fallback.release()
+
+
 async def test_downloads_on_a_cdn_host(backend: FakeBackend) -> None:
     async with Emulator(render_backend=backend, render_seconds=0.01, cdn_host="localhost") as emu:
         assert emu.cdn_url == f"http://localhost:{emu.port}"
         async with raw_client(emu) as raw:
             await raw.login()
-            url = await completed_download(raw, emu)
+            _, output = await completed_output(raw, emu)
+            url = output["url"]
             assert url.startswith(emu.cdn_url + "/downloads/")
             async with raw.http.get(url, headers={"Authorization": "Bearer leaked"}) as resp:
                 assert await resp.read() == backend.payload
@@ -302,11 +431,11 @@ async def test_downloads_on_a_cdn_host(backend: FakeBackend) -> None:
 
 
 async def test_drop_fault_on_a_download(raw: Raw, emu: Emulator) -> None:
-    url = await completed_download(raw, emu)
+    _, output = await completed_output(raw, emu)
     emu.faults.add("GET /downloads/{name}", drop=True)
     received = b""
     with pytest.raises(aiohttp.ClientPayloadError):
-        async with raw.http.get(url) as resp:
+        async with raw.http.get(output["url"]) as resp:
             async for chunk in resp.content.iter_any():
                 received += chunk
     assert 0 < len(received) < int(resp.headers["Content-Length"])

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from nemo_sync._contract import session_body
 from nemo_sync.emulator import Emulator
 from tests.emulator_raw import Raw, raw_client
 
@@ -44,19 +45,36 @@ async def test_unknown_route_and_method_get_the_envelope(raw: Raw) -> None:
 
 async def test_create_session_and_read_its_state(raw: Raw, emu: Emulator) -> None:
     reply = await raw.call(
-        "POST", "/api/tasks/me/with-session/nemo_agent", json_body={"task_name": "project"}
+        "POST", "/api/tasks/me/with-session/nemo_agent", json_body=session_body()
     )
     assert reply.status == 200
     data = reply.data
     assert data["task_id"].startswith("task_")
+    assert data["session_id"]
     assert data["bind_url"].startswith(f"{emu.url}/bind?bind=")
+    assert emu.sessions[data["session_id"]].task_id == data["task_id"]
     state = await raw.state(data["session_id"])
     assert state.status == 200
-    assert state.data["draft"]["t"] == []
-    assert state.data["draft"]["cv"] == {"w": 1080, "h": 1920}  # a key clients must keep
-    assert state.data["media"] == []
+    assert "draft" not in state.data  # v2: everything is under data.state
+    assert "media" not in state.data
+    inner = state.data["state"]
+    assert set(inner) == {"draft", "video_infos", "canvas_config", "generated_media"}
+    assert inner["draft"]["t"] == []
+    assert inner["draft"]["cv"] == {"w": 1080, "h": 1920}  # a key clients must keep
+    assert inner["video_infos"] == []
+    assert inner["generated_media"] == []
+    assert inner["canvas_config"] == {"width": 1080, "height": 1920, "aspect_ratio": "9:16"}
     assert state.data["version"] == 0
     assert emu.sessions[data["session_id"]].account is emu.account(raw.token or "")
+
+
+async def test_state_lists_uploads_as_video_infos(raw: Raw) -> None:
+    session_id = await raw.new_session()
+    uploaded = (await raw.upload(session_id, "clip.mp4", b"\x00" * 32)).data
+    await raw.chat(session_id, "make it 16:9")
+    inner = (await raw.state(session_id)).data["state"]
+    assert inner["video_infos"] == [uploaded]
+    assert inner["canvas_config"] == {"width": 1920, "height": 1080, "aspect_ratio": "16:9"}
 
 
 async def test_unknown_session_is_1002_on_every_session_route(raw: Raw) -> None:
@@ -77,22 +95,61 @@ async def test_another_accounts_session_is_not_found(raw: Raw, emu: Emulator) ->
         assert (await other.state(session_id)).code == 1002
 
 
-async def test_bad_bodies_are_http_400(raw: Raw) -> None:
+async def test_bad_chat_bodies_are_refused_as_adk_does(raw: Raw) -> None:
     session_id = await raw.new_session()
     not_json = await raw.call(
         "POST", "/run_sse", data=b"{nope", headers={"Content-Type": "application/json"}
     )
-    assert (not_json.status, not_json.code) == (400, 4000)
+    assert (not_json.status, not_json.detail[0]["type"]) == (422, "json_invalid")
+    no_user = {"app_name": "nemo_agent", "session_id": session_id, "new_message": {}}
+    missing_user = await raw.call("POST", "/run_sse", json_body=no_user)
+    assert missing_user.status == 422
+    assert missing_user.code is None  # FastAPI's body, not the envelope
+    # ADK's models report a field under its camelCase alias.
+    assert missing_user.missing_fields() == ["userId"]
     no_text = await raw.call(
-        "POST",
-        "/run_sse",
-        json_body={"app_name": "nemo_agent", "session_id": session_id, "new_message": {}},
+        "POST", "/run_sse", json_body={**no_user, "user_id": "me", "new_message": {"parts": []}}
     )
-    assert no_text.status == 400
+    assert (no_text.status, no_text.missing_fields()) == (422, ["newMessage.parts.0.text"])
+    nothing = await raw.call("POST", "/run_sse", json_body={})
+    assert nothing.missing_fields() == ["userId", "sessionId"]
+    wrong_type = await raw.call(
+        "POST", "/run_sse", json_body={**raw.chat_body(session_id, "hi"), "session_id": 5}
+    )
+    assert [i["type"] for i in wrong_type.detail] == ["string_type"]
+    no_app = {k: v for k, v in raw.chat_body(session_id, "hi").items() if k != "app_name"}
+    missing_app = await raw.call("POST", "/run_sse", json_body=no_app)
+    assert missing_app.status == 400
+    assert "app_name is required" in missing_app.detail
     wrong_app = await raw.call(
         "POST", "/run_sse", json_body={**raw.chat_body(session_id, "hi"), "app_name": "other"}
     )
-    assert wrong_app.status == 404
+    assert (wrong_app.status, wrong_app.detail) == (404, "App not found: other")
+    other_user = await raw.call(
+        "POST", "/run_sse", json_body={**raw.chat_body(session_id, "hi"), "user_id": "you"}
+    )
+    assert other_user.code == 1002
+
+
+async def test_extra_chat_keys_and_camel_case_names_are_accepted(raw: Raw) -> None:
+    session_id = await raw.new_session()
+    v1_extras = raw.chat_body(session_id, "hi")
+    v1_extras["streaming"] = True
+    v1_extras["new_message"]["role"] = "user"
+    async with raw.http.post(
+        raw.emu.url + "/run_sse", json=v1_extras, headers=raw.headers()
+    ) as resp:
+        assert resp.status == 200
+        await resp.read()
+    camel = {
+        "appName": "nemo_agent",
+        "userId": "me",
+        "sessionId": session_id,
+        "newMessage": {"parts": [{"text": "hi"}]},
+    }
+    async with raw.http.post(raw.emu.url + "/run_sse", json=camel, headers=raw.headers()) as resp:
+        assert resp.status == 200
+        await resp.read()
 
 
 async def test_bind_page_answers_for_a_known_code(raw: Raw) -> None:

@@ -58,7 +58,7 @@ async def upload_all(raw: Raw, session_id: str, files: dict[str, bytes]) -> dict
     for name, content in files.items():
         reply = await raw.upload(session_id, name, content)
         assert reply.status == 200, reply.body
-        ids[name] = reply.data["media_id"]
+        ids[name] = reply.data["file_id"]
     return ids
 
 
@@ -73,7 +73,7 @@ async def test_the_quick_edit_cuts_on_the_analysed_beats(raw: Raw, emu: Emulator
     assert result["analysis"] == "audio"
     assert 115 <= result["bpm"] <= 125
     assert "BPM" in stream.texts[0]
-    draft = (await raw.state(session_id)).data["draft"]
+    draft = (await raw.state(session_id)).data["state"]["draft"]
     assert draft["d"] == 6000  # the shorter of the music (6 s) and the clips (2 x 10 s)
     video = next(t for t in draft["t"] if t["tt"] == 0)["sg"]
     beats = draft["m"]["beats"]
@@ -131,11 +131,11 @@ WITHOUT_EXTRA = textwrap.dedent(
                 stream = await raw.chat(sid, "sync to the beat")
                 assert stream.responses[0]["response"]["analysis"] == "grid", stream.raw
                 assert "steady 120 BPM grid" in stream.texts[0], stream.texts
-                draft = (await raw.state(sid)).data["draft"]
+                draft = (await raw.state(sid)).data["state"]["draft"]
                 assert draft["m"]["beats"][:3] == [0, 500, 1000], draft
                 job = (await raw.render(sid)).data
                 await emu.wait_for_renders()
-                status = (await raw.render_status(job["render_id"])).data
+                status = (await raw.render_status(job["render_id"])).payload
                 assert status["error"] == NO_RENDERER, status
         print("ok")
 
@@ -167,18 +167,19 @@ async def test_a_real_render_of_the_quick_edit(tmp_path: Path) -> None:
         for path in (samples.music, *samples.clips):
             await raw.upload(session_id, path.name, path.read_bytes())
         await raw.chat(session_id, QUICK_EDIT)
-        draft = (await raw.state(session_id)).data["draft"]
-        job = (await raw.render(session_id, resolution="720p")).data
+        draft = (await raw.state(session_id)).data["state"]["draft"]
+        job = (await raw.render(session_id)).data
         await emu.wait_for_renders()
-        done = (await raw.render_status(job["render_id"])).data
+        done = (await raw.render_status(job["render_id"])).payload
         assert done["status"] == "completed", done
-        async with raw.http.get(done["download_url"]) as download:
+        assert done["output"]["size"] > 0
+        async with raw.http.get(done["output"]["url"]) as download:
             content = await download.read()
     out = tmp_path / "synced.mp4"
     out.write_bytes(content)
     assert content[4:8] == b"ftyp"
     info = probe(out)
-    assert (info.width, info.height) == (720, 1280)
+    assert (info.width, info.height) == (1080, 1920)  # the draft's canvas
     assert info.has_video
     assert info.has_audio
     assert abs(info.duration_ms - draft["d"]) <= 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -14,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from nemo_sync._contract import url_upload_body
 from nemo_sync.emulator import Emulator
 from tests.emulator_raw import Raw, raw_client
 
@@ -51,33 +53,58 @@ async def test_multipart_upload_is_stored_hashed_and_probed(raw: Raw, emu: Emula
     content = wav_bytes(2.5)
     reply = await raw.upload(session_id, "Lo-fi.wav", content)
     assert reply.status == 200, reply.body
-    media = reply.data
-    assert media["name"] == "Lo-fi.wav"
-    assert media["kind"] == "audio"
+    media = reply.data  # one file: the object itself
+    assert media["file_id"].startswith("med_")
+    assert media["filename"] == "Lo-fi.wav"
+    assert media["kind"] == media["type"] == "audio"
     assert media["size"] == len(content)
     assert media["sha256"] == hashlib.sha256(content).hexdigest()
     assert media["duration_ms"] == 2500
     assert media["duration_estimated"] is False
-    assert media["media"] == [{k: v for k, v in media.items() if k != "media"}]
-    record = emu.sessions[session_id].media[media["media_id"]]
+    record = emu.sessions[session_id].media[media["file_id"]]
     assert record.sha256 == media["sha256"]
     assert record.path.read_bytes() == content
     state = await raw.state(session_id)
-    assert [m["media_id"] for m in state.data["media"]] == [media["media_id"]]
+    assert state.data["state"]["video_infos"] == [media]
 
 
-async def test_session_id_may_come_as_a_form_field(raw: Raw, emu: Emulator) -> None:
+async def test_several_files_parts_come_back_as_a_files_list(raw: Raw, emu: Emulator) -> None:
     session_id = await raw.new_session()
-    reply = await raw.upload(session_id, "clip.mp4", b"\x00" * 100, in_path=False)
+    form = aiohttp.FormData()
+    form.add_field("files", b"\x00" * 10, filename="a.mp4")
+    form.add_field("note", "ignored, as a model ignores unknown fields")
+    form.add_field("files", wav_bytes(0.5), filename="b.wav")
+    reply = await raw.call("POST", f"/api/upload-video/nemo_agent/me/{session_id}", data=form)
     assert reply.status == 200, reply.body
-    assert reply.data["kind"] == "video"
-    assert reply.data["duration_estimated"] is True
-    assert reply.data["duration_ms"] == 10_000
-    assert len(emu.sessions[session_id].media) == 1
-    missing = await raw.call(
-        "POST", "/api/upload-video/nemo_agent/me/", data={"file": io.BytesIO(b"x")}
+    files = reply.data["files"]
+    assert [(f["filename"], f["kind"]) for f in files] == [("a.mp4", "video"), ("b.wav", "audio")]
+    assert list(emu.sessions[session_id].media) == [f["file_id"] for f in files]
+    assert files[0]["duration_estimated"] is True
+    assert files[0]["duration_ms"] == 10_000
+
+
+async def test_a_v1_file_field_is_422_with_a_detail(raw: Raw, emu: Emulator) -> None:
+    session_id = await raw.new_session()
+    form = aiohttp.FormData()
+    form.add_field("file", b"\x00" * 100, filename="clip.mp4")
+    reply = await raw.call("POST", f"/api/upload-video/nemo_agent/me/{session_id}", data=form)
+    assert reply.status == 422
+    assert reply.body == {
+        "detail": [
+            {"type": "missing", "loc": ["body", "files"], "msg": "Field required", "input": None}
+        ]
+    }
+    assert emu.sessions[session_id].media == {}
+    assert stored_files(emu) == []
+    not_a_form = await raw.call(
+        "POST",
+        f"/api/upload-video/nemo_agent/me/{session_id}",
+        data=b"abc",
+        headers={"Content-Type": "text/plain"},
     )
-    assert missing.status == 400
+    assert (not_a_form.status, not_a_form.missing_fields()) == (422, ["files"])
+    no_session = await raw.call("POST", "/api/upload-video/nemo_agent/me/", data=b"")
+    assert no_session.status in (404, 405)  # v2 has the session in the path only
 
 
 async def test_unsupported_format_is_4001_and_lists_formats(raw: Raw, emu: Emulator) -> None:
@@ -99,7 +126,7 @@ async def test_past_the_limit_is_4002_and_nothing_is_kept(raw: Raw, emu: Emulato
     assert (over.status, over.code) == (413, 4002)
     assert str(limit) in over.message
     assert len(emu.sessions[session_id].media) == 1
-    assert stored_files(emu) == [emu.sessions[session_id].media[exact.data["media_id"]].path.name]
+    assert stored_files(emu) == [emu.sessions[session_id].media[exact.data["file_id"]].path.name]
 
 
 async def test_a_big_upload_does_not_sit_in_memory(raw: Raw, tmp_path: Path) -> None:
@@ -115,7 +142,7 @@ async def test_a_big_upload_does_not_sit_in_memory(raw: Raw, tmp_path: Path) -> 
         try:
             with source.open("rb") as f:
                 form = aiohttp.FormData()
-                form.add_field("file", f, filename="big.mp4")
+                form.add_field("files", f, filename="big.mp4")
                 reply = await big.call(
                     "POST", f"/api/upload-video/nemo_agent/me/{session_id}", data=form
                 )
@@ -148,37 +175,59 @@ async def test_json_url_upload_fetches_the_file(
     session_id = await raw.new_session()
     url = f"{files_server}/song.wav"
     reply = await raw.call(
-        "POST", f"/api/upload-video/nemo_agent/me/{session_id}", json_body={"urls": [url]}
+        "POST", f"/api/upload-video/nemo_agent/me/{session_id}", json_body=url_upload_body([url])
     )
     assert reply.status == 200, reply.body
-    assert reply.data["source_url"] == url
-    assert reply.data["duration_ms"] == 1000
-    assert reply.data["sha256"] == hashlib.sha256((tmp_path / "song.wav").read_bytes()).hexdigest()
+    [media] = reply.data["files"]  # URLs: always a files list
+    assert media["source_url"] == url
+    assert media["filename"] == "song.wav"
+    assert media["duration_ms"] == 1000
+    assert media["sha256"] == hashlib.sha256((tmp_path / "song.wav").read_bytes()).hexdigest()
+    assert list(emu.sessions[session_id].media) == [media["file_id"]]
+
+
+async def test_a_url_upload_without_source_type_is_422(
+    raw: Raw, emu: Emulator, files_server: str
+) -> None:
+    session_id = await raw.new_session()
+    path = f"/api/upload-video/nemo_agent/me/{session_id}"
+    v1 = {"urls": [f"{files_server}/song.wav"]}
+    reply = await raw.call("POST", path, json_body=v1)
+    assert reply.status == 422
+    assert reply.code is None
+    assert reply.detail == [
+        {"type": "missing", "loc": ["body", "source_type"], "msg": "Field required", "input": v1}
+    ]
+    wrong = await raw.call("POST", path, json_body={**v1, "source_type": "file"})
+    assert wrong.status == 422
+    assert [(i["type"], i["loc"]) for i in wrong.detail] == [
+        ("literal_error", ["body", "source_type"])
+    ]
+    assert emu.sessions[session_id].media == {}
 
 
 async def test_json_url_upload_errors(raw: Raw, files_server: str) -> None:
     session_id = await raw.new_session()
-    path = "/api/upload-video/nemo_agent/me/"
-    with_id = {"session_id": session_id}
+    path = f"/api/upload-video/nemo_agent/me/{session_id}"
     unsupported = await raw.call(
-        "POST", path, json_body={"urls": [f"{files_server}/notes.txt"], **with_id}
+        "POST", path, json_body=url_upload_body([f"{files_server}/notes.txt"])
     )
     assert unsupported.code == 4001
     missing = await raw.call(
-        "POST", path, json_body={"urls": [f"{files_server}/absent.mp3"], **with_id}
+        "POST", path, json_body=url_upload_body([f"{files_server}/absent.mp3"])
     )
     assert (missing.status, missing.code) == (400, 4000)
     assert "404" in missing.message
-    too_big = await raw.call(
-        "POST", path, json_body={"urls": [f"{files_server}/huge.mp4"], **with_id}
-    )
+    too_big = await raw.call("POST", path, json_body=url_upload_body([f"{files_server}/huge.mp4"]))
     assert too_big.code == 4002
-    not_http = await raw.call("POST", path, json_body={"urls": ["ftp://x/a.mp3"], **with_id})
+    not_http = await raw.call("POST", path, json_body=url_upload_body(["ftp://x/a.mp3"]))
     assert not_http.status == 400
-    empty = await raw.call("POST", path, json_body={"urls": [], **with_id})
-    assert empty.status == 400
-    wrong_type = await raw.call("POST", path, data=b"abc", headers={"Content-Type": "text/plain"})
-    assert wrong_type.status == 400
+    empty = await raw.call("POST", path, json_body=url_upload_body([]))
+    assert (empty.status, empty.detail[0]["type"]) == (422, "too_short")
+    not_strings = await raw.call("POST", path, json_body={"urls": [1], "source_type": "url"})
+    assert (not_strings.status, not_strings.detail[0]["loc"]) == (422, ["body", "urls", 0])
+    no_urls = await raw.call("POST", path, json_body={"source_type": "url"})
+    assert no_urls.missing_fields() == ["urls"]
 
 
 async def test_media_url_serves_the_upload_with_ranges(raw: Raw) -> None:
@@ -195,3 +244,29 @@ async def test_media_url_serves_the_upload_with_ranges(raw: Raw) -> None:
         assert part.status == 206
         assert part.headers["Content-Range"] == f"bytes 10-19/{len(content)}"
         assert await part.read() == content[10:20]
+
+
+async def test_a_client_that_leaves_mid_upload_is_not_an_emulator_error(
+    raw: Raw, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    session_id = await raw.new_session()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"--b\r\nContent-Disposition: form-data; name=files; filename=a.mp4\r\n\r\n"
+        yield b"\x00" * 1000
+        raise OSError("the client went away")
+
+    with pytest.raises(aiohttp.ClientError):
+        await raw.http.post(
+            f"{emu.url}/api/upload-video/nemo_agent/me/{session_id}",
+            data=body(),
+            headers={**raw.headers(), "Content-Type": "multipart/form-data; boundary=b"},
+        )
+    for _ in range(100):  # the server notices the lost connection on its own time
+        if emu.requests[-1].status is None and stored_files(emu) == []:
+            break
+        await asyncio.sleep(0.01)
+    assert "emulator error" not in caplog.text
+    assert emu.requests[-1].status is None
+    assert stored_files(emu) == []
+    assert emu.sessions[session_id].media == {}

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from aiohttp import web
 
 from nemo_sync.emulator import _replies
@@ -18,6 +19,7 @@ from nemo_sync.emulator._clock import FakeClock
 from nemo_sync.emulator._config import Config
 from nemo_sync.emulator._edits import apply_edits, describe, needs_beats
 from nemo_sync.emulator._errors import ApiError
+from nemo_sync.emulator._fastapi import DetailError, missing, read_json_body, refuse, wrong_type
 from nemo_sync.emulator._faults import Fault
 from nemo_sync.emulator._intent import parse
 from nemo_sync.emulator._local import BeatInfo, analyse_beats
@@ -25,6 +27,71 @@ from nemo_sync.emulator._sse import SseWriter
 from nemo_sync.emulator._state import Account, MediaRecord, SessionRecord
 
 AUTHOR = "nemo_agent"
+
+# ADK 2.13's ``RunAgentRequest`` [A]: (field, camelCase alias, kind, required). Its models
+# take either name and report errors under the alias; unknown keys (``streaming``, ``role``)
+# are ignored. ``app_name`` is optional there only when the server has a default app.
+_CHAT_FIELDS = (
+    ("app_name", "appName", "str", False),
+    ("user_id", "userId", "str", True),
+    ("session_id", "sessionId", "str", True),
+    ("new_message", "newMessage", "model", False),
+)
+NO_APP_NAME = "app_name is required when ADK_DEFAULT_APP_NAME is not set"
+
+
+@attrs.frozen
+class ChatRequest:
+    """A ``/run_sse`` body that passed the checks."""
+
+    app_name: str
+    user_id: str
+    session_id: str
+    text: str
+
+
+async def read_chat_request(request: web.Request) -> ChatRequest:
+    """The ``/run_sse`` body, checked as ADK's FastAPI model checks it.
+
+    Raises:
+        DetailError: 422 listing missing or mistyped fields; 400 without ``app_name`` (ADK's
+            own words). A message with no text is a 422 too: ADK would accept a body without
+            ``new_message``, but the NemoVideo agent has nothing to do without one (the
+            emulator's choice).
+    """
+    body = await read_json_body(request)
+    if not isinstance(body, dict):
+        raise refuse([wrong_type(["body"], "model", body)])
+    values: dict[str, Any] = {}
+    problems: list[dict[str, Any]] = []
+    for name, alias, kind, required in _CHAT_FIELDS:
+        if alias not in body and name not in body:
+            if required:
+                problems.append(missing(["body", alias], body))
+            continue
+        value = body[alias] if alias in body else body[name]
+        if value is None and not required:
+            continue
+        if not isinstance(value, dict if kind == "model" else str):
+            problems.append(wrong_type(["body", alias], kind, value))
+            continue
+        values[name] = value
+    if problems:
+        raise refuse(problems)
+    if not values.get("app_name"):
+        raise DetailError(NO_APP_NAME, status=400)
+    text = _message_text(values.get("new_message"))
+    if text is None:
+        raise refuse([missing(["body", "newMessage", "parts", 0, "text"], None)])
+    return ChatRequest(values["app_name"], values["user_id"], values["session_id"], text)
+
+
+def _message_text(message: Any) -> str | None:
+    """The text of the message's first part, when there is a non-blank one."""
+    parts = message.get("parts") if isinstance(message, dict) else None
+    first = parts[0] if isinstance(parts, list) and parts else None
+    text = first.get("text") if isinstance(first, dict) else None
+    return text if isinstance(text, str) and text.strip() else None
 
 
 class _Events:
@@ -116,6 +183,10 @@ async def run_turn(
         events = _Events(clock)
         await writer.heartbeat()  # the stream is open: the agent is thinking
         session.turns += 1
+        if fault is not None and fault.agent_crash is not None:
+            await writer.adk_error(RuntimeError(fault.agent_crash), clock.now())
+            await _finish(writer, response)
+            return response
         music = needs_beats(intent, session, text)
         beats: BeatInfo | None = None
         try:

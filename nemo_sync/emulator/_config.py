@@ -33,8 +33,9 @@ class Config:
     heartbeat_interval: float = attrs.field(default=0.2, validator=_positive)
     silent_ratio: float = attrs.field(default=0.3, validator=_ratio)
     chat_cost: int = attrs.field(default=1, validator=_non_negative)
-    render_cost: int = attrs.field(default=10, validator=_non_negative)
     max_upload_bytes: int = attrs.field(default=MAX_UPLOAD_BYTES, validator=_non_negative)
     export_requires_plan: bool = False
     strict_attribution: bool = False
+    # [V] says the render status is "at top-level `status`" (bare); [T] reads either.
+    render_status_enveloped: bool = False
     gui_phrase_ratio: float = attrs.field(default=0.5, validator=_ratio)

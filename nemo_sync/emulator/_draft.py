@@ -125,6 +125,25 @@ def set_aspect(draft: dict[str, Any], aspect: str) -> None:
     draft["cv"] = {**(canvas if isinstance(canvas, dict) else {}), "w": width, "h": height}
 
 
+def canvas(draft: dict[str, Any]) -> tuple[int, int]:
+    """The output size: the draft's canvas ``cv``, else its aspect, else 9:16.
+
+    The canvas belongs to the draft [V]: the export body has no resolution or aspect.
+    """
+    cv = draft.get("cv")
+    if isinstance(cv, dict):
+        width, height = cv.get("w"), cv.get("h")
+        if isinstance(width, int) and isinstance(height, int) and _dimension(width, height):
+            return width, height
+    aspect = draft.get("m", {}).get("aspect") if isinstance(draft.get("m"), dict) else None
+    return CANVAS.get(aspect, CANVAS["9:16"]) if isinstance(aspect, str) else CANVAS["9:16"]
+
+
+def _dimension(*values: int) -> bool:
+    # A render bigger than 8K is a broken draft, not a request to honour.
+    return all(not isinstance(v, bool) and 16 <= v <= 8192 for v in values)
+
+
 def media_ids(draft: dict[str, Any]) -> set[str]:
     """Every media id the draft refers to."""
     return {

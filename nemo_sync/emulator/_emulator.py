@@ -77,12 +77,13 @@ class Emulator:
         silent_ratio: Share of edit turns that end with no text (the real service: ~0.3).
         seed: Seeds the silent turns and the reply wording, per session.
         chat_cost: Credits an edit turn costs (turns that edit nothing are free).
-        render_cost: Credits a render costs: frozen when accepted, charged when completed,
-            released when failed.
         max_upload_bytes: Upload size limit (the service's is 500 MB); past it -> 4002.
         export_requires_plan: Make anonymous (unregistered) accounts get HTTP 402 on export.
         strict_attribution: Refuse (HTTP 400) any API call missing the ``X-Skill-*`` headers;
             the service itself only checks them on export (HTTP 402).
+        render_status_enveloped: Serve the render status (``GET /api/render/proxy/lambda/<id>``)
+            inside the ``{code, message, data}`` envelope; by default it is bare, as [V] says
+            (clients must read both).
         data_dir: Where uploads and renders are stored (a temporary folder, removed on
             close, when not given).
         max_recorded_requests: How many requests :attr:`requests` keeps (``None``: all).
@@ -101,10 +102,10 @@ class Emulator:
         silent_ratio: float = 0.3,
         seed: int = 0,
         chat_cost: int = 1,
-        render_cost: int = 10,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         export_requires_plan: bool = False,
         strict_attribution: bool = False,
+        render_status_enveloped: bool = False,
         data_dir: str | Path | None = None,
         max_recorded_requests: int | None = 10_000,
     ) -> None:
@@ -114,10 +115,10 @@ class Emulator:
             heartbeat_interval=heartbeat_interval,
             silent_ratio=silent_ratio,
             chat_cost=chat_cost,
-            render_cost=render_cost,
             max_upload_bytes=max_upload_bytes,
             export_requires_plan=export_requires_plan,
             strict_attribution=strict_attribution,
+            render_status_enveloped=render_status_enveloped,
         )
         self._host = host
         self._port = port
@@ -233,6 +234,12 @@ class Emulator:
         return self._cdn_url
 
     @property
+    def web_url(self) -> str:
+        """The web app's base URL (``NEMO_WEB_URL``): the emulator serves the browser links
+        (``/workspace/claim?ct=...``) itself, so it is :attr:`url`."""
+        return self.url
+
+    @property
     def port(self) -> int:
         """The port the emulator listens on."""
         return int(self.url.rsplit(":", 1)[1])
@@ -263,7 +270,8 @@ class Emulator:
 
     @property
     def renders(self) -> Mapping[str, RenderRecord]:
-        """Every render job by the server's render id (read-only)."""
+        """Every render job by its render id, the one the client sent (read-only; when two
+        accounts pick the same id, the latest job)."""
         return MappingProxyType(self.state.renders)
 
     def http(self) -> aiohttp.ClientSession:

@@ -1,4 +1,5 @@
-"""Fault injection: forced errors, latency, dropped connections, cut streams, failed renders."""
+"""Fault injection: forced errors, latency, dropped connections, cut streams, failed renders,
+a missing download URL and a crashing agent."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ class Fault:
     drop: bool = False
     sse_cut_after: int | None = None
     render_fail: str | None = None
+    omit_output_url: bool = False
+    agent_crash: str | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -107,6 +110,8 @@ class FaultSet:
         drop: bool = False,
         sse_cut_after: int | None = None,
         render_fail: str | bool | None = None,
+        omit_output_url: bool = False,
+        agent_crash: str | bool | None = None,
     ) -> Fault:
         """Inject a fault into the requests that match ``route``.
 
@@ -127,7 +132,15 @@ class FaultSet:
             sse_cut_after: On ``/run_sse``: close the stream abruptly after this many events.
                 The turn still completes on the server, so the state shows its edit.
             render_fail: On ``POST /api/render/proxy/lambda``: the job is accepted and then
-                fails with this message (``True`` for a default one); credits are released.
+                fails with this message (``True`` for a default one).
+            omit_output_url: On ``GET /api/render/proxy/lambda/{id}``: a completed job's
+                ``output`` comes without ``url``, so a client must use the download fallback
+                ``GET /api/render/proxy/{id}/download``. (To make ``output.url`` itself fail,
+                add ``status=403``, ``404`` or ``410`` on ``"GET /downloads/{name}"``.)
+            agent_crash: On ``/run_sse``: the agent raises ``RuntimeError`` with this message
+                (``True`` for a default one) after the first heartbeat; the stream carries
+                ADK's own error event ``{"error": ..., "error_details": ...}`` and ends with
+                HTTP 200, as google-adk 2.13 does. The turn changes nothing.
 
         Returns:
             The fault (see ``hits`` and ``remaining``); remove it with :meth:`remove`.
@@ -145,6 +158,7 @@ class FaultSet:
         if status is not None and not 100 <= status <= 599:
             raise ValueError(f"status must be an HTTP status; got {status}")
         fail = "render failed (injected fault)" if render_fail is True else render_fail or None
+        crash = "the agent crashed (injected fault)" if agent_crash is True else agent_crash or None
         fault = Fault(
             route=route,
             method=method,
@@ -158,12 +172,21 @@ class FaultSet:
             drop=drop,
             sse_cut_after=sse_cut_after,
             render_fail=fail if isinstance(fail, str) else None,
+            omit_output_url=omit_output_url,
+            agent_crash=crash if isinstance(crash, str) else None,
         )
-        effects = (latency is not None, drop, sse_cut_after is not None, fault.render_fail)
+        effects = (
+            latency is not None,
+            drop,
+            sse_cut_after is not None,
+            fault.render_fail,
+            omit_output_url,
+            fault.agent_crash,
+        )
         if not fault.forces_error and not any(effects):
             raise ValueError(
-                "a fault needs an effect: status, code, retry_after, latency, "
-                "drop, sse_cut_after or render_fail"
+                "a fault needs an effect: status, code, retry_after, latency, drop, "
+                "sse_cut_after, render_fail, omit_output_url or agent_crash"
             )
         self._faults.append(fault)
         return fault

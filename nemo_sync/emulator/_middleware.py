@@ -94,6 +94,10 @@ def plumbing(emu: Emulator, forced: ForcedError) -> Middleware:
             allow = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
             error = ApiError(exc.status, exc.reason.lower(), status=exc.status, headers=allow)
             response = _error_response(error)
+        except ConnectionError:
+            # The client went away mid-request (a cancelled upload): nobody to answer, and not
+            # an emulator bug. aiohttp drops the connection quietly; the log keeps status None.
+            raise
         except Exception as exc:
             # A bug in the emulator: say so in the envelope rather than as a bare 500 page.
             logger.exception("emulator error on %s %s", request.method, request.path)

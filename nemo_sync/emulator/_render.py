@@ -1,7 +1,7 @@
-"""Render jobs: queued -> processing (progress) -> completed or failed, with credits held.
+"""Render jobs: pending -> processing (progress) -> completed or failed.
 
-Credits are frozen when the job is accepted, charged when it completes and released when it
-fails. The blocking render runs in a thread; its progress comes back through the loop.
+Export is free [V]: no credits are held or charged. The blocking render runs in a thread; its
+progress comes back through the loop.
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from nemo_sync._contract import RENDER_COMPLETED, RENDER_FAILED, RENDER_PROCESSING, is_exportable
 from nemo_sync.emulator import _draft as d
 from nemo_sync.emulator._state import RenderRecord, SessionRecord
 
 logger = logging.getLogger("nemo_sync.emulator")
 
 NO_RENDERER = "no renderer installed: pip install 'nemo-sync[local]'"
-RESOLUTIONS = {"720p": 720, "1080p": 1080}
+NOTHING_TO_EXPORT = (
+    "nothing to render: the draft has no track with segments; "
+    "generate or edit the video in this session first"
+)
+NO_VIDEO = "nothing to render: the timeline has no video segments (only audio or text)"
 _TICK = 0.05
 
 
@@ -46,16 +51,6 @@ class RenderBackend(Protocol):
         ...
 
 
-def output_size(resolution: str, aspect: str) -> tuple[int, int]:
-    """``(width, height)``: the short side is the resolution, the aspect picks the long side."""
-    short = RESOLUTIONS[resolution]
-    if aspect == "16:9":
-        return short * 16 // 9, short
-    if aspect == "1:1":
-        return short, short
-    return short, short * 16 // 9
-
-
 class Renderer:
     """Runs the render jobs of one emulator."""
 
@@ -72,9 +67,7 @@ class Renderer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, job: RenderRecord, session: SessionRecord) -> None:
-        """Freeze the job's credits and run it in the background."""
-        job.account.available -= job.cost
-        job.account.frozen += job.cost
+        """Run the job in the background."""
         task = asyncio.ensure_future(self._run(job, session))
         job.task = task
         self._tasks.add(task)
@@ -85,15 +78,14 @@ class Renderer:
         total = self._render_seconds()
         try:
             await asyncio.sleep(total * 0.2)
-            job.status = "processing"
+            job.status = RENDER_PROCESSING
             out = await self._produce(job, session, started, total)
             remaining = started + total - time.monotonic()
             if remaining > 0:
                 await self._tick_until(job, started, total, started + total)
             job.output = out
             job.progress = 100
-            job.status = "completed"
-            job.account.frozen -= job.cost  # charged
+            job.status = RENDER_COMPLETED
         except asyncio.CancelledError:
             self._fail(job, "the emulator shut down")
             raise
@@ -104,10 +96,8 @@ class Renderer:
     def _fail(self, job: RenderRecord, message: str) -> None:
         if job.done:
             return
-        job.status = "failed"
+        job.status = RENDER_FAILED
         job.error = message
-        job.account.frozen -= job.cost
-        job.account.available += job.cost  # released
 
     async def _tick_until(
         self, job: RenderRecord, started: float, total: float, until: float
@@ -127,7 +117,7 @@ class Renderer:
         if self.backend is None:
             raise RuntimeError(NO_RENDERER)
         media = _media_paths(job.draft, session)
-        out = self._out_dir / f"{job.id}.mp4"
+        out = self._out_dir / f"{job.file_id}.mp4"
         out.parent.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
 
@@ -186,8 +176,10 @@ def _media_paths(draft: dict[str, Any], session: SessionRecord) -> dict[str, Pat
     Raises:
         RuntimeError: when the timeline is empty or names media the session does not have.
     """
+    if not is_exportable(draft):
+        raise RuntimeError(NOTHING_TO_EXPORT)
     if not any(d.segments(t) for t in d.tracks_of(draft, d.VIDEO)):
-        raise RuntimeError("nothing to render: the timeline has no video segments")
+        raise RuntimeError(NO_VIDEO)
     paths = {}
     for media_id in sorted(d.media_ids(draft)):
         media = session.media.get(media_id)

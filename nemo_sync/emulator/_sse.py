@@ -58,12 +58,24 @@ class SseWriter:
 
     async def event(self, payload: dict[str, Any]) -> None:
         """Send one event (or cut the stream here, when a fault says so)."""
+        # ADK writes pydantic_core.to_json(event.model_dump(...)): compact, UTF-8 as is.
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        await self._send(f"data: {body}\n\n".encode())
+
+    async def adk_error(self, exc: BaseException, now: float) -> None:
+        """The event google-adk 2.13 sends when the agent raises [A], byte for byte in form:
+        ``json.dumps`` defaults (``", "`` separators, ASCII), ``"data:"`` then one space."""
+        name = type(exc).__name__
+        details = {"error_type": name, "error_message": str(exc), "timestamp": now}
+        body = json.dumps({"error": f"{name}: {exc}", "error_details": details})
+        await self._send(f"data: {body}\n\n".encode())
+
+    async def _send(self, data: bytes) -> None:
         if not self.open:
             return
         if self._cut_after is not None and self.events_sent >= self._cut_after:
             self._close_abruptly()
             return
-        data = f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
         if self._drop:
             await self._write(data[: len(data) // 2])
             self._close_abruptly()

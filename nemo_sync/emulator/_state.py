@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from nemo_sync._contract import RENDER_DONE, RENDER_PENDING
 from nemo_sync.emulator._errors import ApiError
 
 TOKEN_LIFETIME = 7 * 86400.0
@@ -92,16 +93,21 @@ class MediaRecord:
     beats: Any = attrs.field(default=None, repr=False)
 
     def public(self, url: str) -> dict[str, Any]:
-        """The media object clients see."""
+        """The media object clients see: in the upload reply and the state's ``video_infos``.
+
+        The reply is a guess in the contract [V]; this follows the vendor's newer upload
+        endpoints (``file_id``, ``filename``, ``url``) and keeps what the emulator knows.
+        """
         data: dict[str, Any] = {
-            "media_id": self.id,
-            "name": self.name,
+            "file_id": self.id,
+            "filename": self.name,
+            "url": url,
             "size": self.size,
             "kind": self.kind,
+            "type": self.kind,
             "duration_ms": self.duration_ms,
             "duration_estimated": self.duration_estimated,
             "sha256": self.sha256,
-            "url": url,
         }
         if self.source_url is not None:
             data["source_url"] = self.source_url
@@ -120,6 +126,7 @@ class SessionRecord:
     Attributes:
         id: The session id.
         task_id: The task the session belongs to.
+        task_name: The project's name, as the create call gave it.
         account: The owner.
         draft: The current draft.
         version: Bumped by every edit.
@@ -132,6 +139,7 @@ class SessionRecord:
     account: Account
     ordinal: int = attrs.field(repr=False)
     rng: random.Random = attrs.field(repr=False)
+    task_name: str = "project"
     draft: dict[str, Any] = attrs.field(factory=empty_draft, repr=False)
     version: int = 0
     media: dict[str, MediaRecord] = attrs.field(factory=dict, repr=False)
@@ -145,33 +153,42 @@ class SessionRecord:
         return f"{prefix}_{self._next_id}"
 
 
-RENDER_STATUSES = ("queued", "processing", "completed", "failed")
+@attrs.frozen
+class Claim:
+    """A claim token's project and expiry (emulator clock)."""
+
+    session: SessionRecord
+    expires_at: float
 
 
 @attrs.define(eq=False)
 class RenderRecord:
     """A render job.
 
+    Export is free [V]: a job never holds or charges credits.
+
     Attributes:
-        id: The server's render id.
-        client_render_id: The id the client sent (a retried POST with it gets this job back).
+        id: The render id the client chose (``render_<unix ms>``); the poll URL names it.
+        file_id: The server's name for the output file (``rnd_...``): download links name
+            this, never the client's id, so an odd id cannot become a file name.
         session_id: The session rendered.
-        status: ``queued``, ``processing``, ``completed`` or ``failed``.
+        status: ``pending``, ``processing``, ``completed`` or ``failed``.
         progress: 0-100.
         error: Why it failed.
         output: The rendered file, once completed.
-        width, height: The output size.
+        width, height: The output size (the draft's canvas).
+        duration_ms: The draft's duration.
     """
 
     id: str
-    client_render_id: str | None
     session_id: str
     account: Account = attrs.field(repr=False)
     draft: dict[str, Any] = attrs.field(repr=False)
     width: int
     height: int
-    cost: int
-    status: str = "queued"
+    duration_ms: int = 0
+    file_id: str = attrs.field(factory=lambda: f"rnd_{secrets.token_hex(8)}")
+    status: str = RENDER_PENDING
     progress: int = 0
     error: str | None = None
     output: Path | None = None
@@ -183,7 +200,7 @@ class RenderRecord:
     @property
     def done(self) -> bool:
         """Whether the job has finished (completed or failed)."""
-        return self.status in ("completed", "failed")
+        return self.status in RENDER_DONE
 
 
 class State:
@@ -197,8 +214,12 @@ class State:
         self.accounts_by_bind: dict[str, Account] = {}
         self.sessions: dict[str, SessionRecord] = {}
         self.media: dict[str, MediaRecord] = {}
+        # Render ids are the clients' (render_<unix ms>), so two accounts can pick the same
+        # one: jobs are owned per account, ``renders`` shows the latest job with each id.
         self.renders: dict[str, RenderRecord] = {}
-        self.renders_by_client_id: dict[tuple[str, str], RenderRecord] = {}
+        self.renders_owned: dict[tuple[str, str], RenderRecord] = {}
+        self.renders_by_file: dict[str, RenderRecord] = {}
+        self.claims: dict[str, Claim] = {}
         self._session_count = 0
 
     def new_account(self, *, client_id: str | None, registered: bool, credits: int) -> Account:
@@ -284,7 +305,7 @@ class State:
             raise KeyError("no account for that token, client id or account id")
         return account
 
-    def create_session(self, account: Account) -> SessionRecord:
+    def create_session(self, account: Account, task_name: str = "project") -> SessionRecord:
         self._session_count += 1
         ordinal = self._session_count
         session = SessionRecord(
@@ -292,6 +313,7 @@ class State:
             task_id=f"task_{secrets.token_hex(6)}",
             account=account,
             ordinal=ordinal,
+            task_name=task_name,
             # Seeded per session: a session's silent turns and reply wording do not depend on
             # how other sessions' requests interleave with it.
             rng=random.Random(f"{self.seed}/{ordinal}"),
@@ -320,15 +342,25 @@ class State:
         Raises:
             ApiError: HTTP 404 (code 4004) when there is no such job for this account.
         """
-        job = self.renders.get(render_id)
-        if job is None or job.account is not account:
+        job = self.renders_owned.get((account.id, render_id))
+        if job is None:
             raise ApiError(4004, f"render job not found: {render_id}")
         return job
 
     def add_render(self, job: RenderRecord) -> None:
+        """Record a new job.
+
+        Raises:
+            ApiError: HTTP 409 when the account already has a job with this id. The
+                emulator's choice (the contract does not say): a reused id is a client bug,
+                and answering with the old job would hide it.
+        """
+        key = (job.account.id, job.id)
+        if key in self.renders_owned:
+            raise ApiError(409, f"render id already used: {job.id}; send a new id", status=409)
+        self.renders_owned[key] = job
         self.renders[job.id] = job
-        if job.client_render_id:
-            self.renders_by_client_id[(job.account.id, job.client_render_id)] = job
+        self.renders_by_file[job.file_id] = job
 
 
 def public_sessions(state: State) -> Mapping[str, SessionRecord]:

@@ -1,13 +1,14 @@
-"""The upload endpoint's body: multipart files streamed to disk, or URLs fetched to disk.
+"""The upload endpoint's body: multipart ``files`` streamed to disk, or URLs fetched to disk.
 
 Nothing is held whole in memory: bytes go to the data folder one chunk at a time, hashed and
-counted on the way, and the size limit stops a file as soon as it is passed.
+counted on the way, and the size limit stops a file as soon as it is passed. The body's shape
+is checked as the service's FastAPI model does [V]: no ``files`` part (v1 sent ``file``) or a
+URL body without ``source_type: "url"`` is a 422 with a ``detail``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
@@ -18,8 +19,18 @@ import aiohttp
 import attrs
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from nemo_sync._contract import SUPPORTED_FORMATS
+from nemo_sync._contract import SUPPORTED_FORMATS, UPLOAD_FILE_FIELD, URL_SOURCE_TYPE
 from nemo_sync.emulator._errors import ApiError, bad_request
+from nemo_sync.emulator._fastapi import (
+    DetailError,
+    Field,
+    literal,
+    missing,
+    read_json_body,
+    refuse,
+    validate,
+    wrong_type,
+)
 from nemo_sync.emulator._media import (
     CHUNK,
     Stored,
@@ -32,7 +43,12 @@ from nemo_sync.emulator._media import (
 from nemo_sync.emulator._state import MediaRecord
 
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
-_FIELD_LIMIT = 1024
+URL_FIELDS = (Field("urls", "list"), Field("source_type", "str"))
+
+
+def no_files() -> DetailError:
+    """FastAPI's answer to a form without the required ``files`` field."""
+    return refuse([missing(["body", UPLOAD_FILE_FIELD], None)])
 
 
 @attrs.frozen
@@ -74,16 +90,6 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _small_field(part: BodyPartReader) -> str:
-    """A form field's text, refusing anything longer than an id should be."""
-    data = b""
-    async for chunk in _part_chunks(part):
-        data += chunk
-        if len(data) > _FIELD_LIMIT:
-            raise bad_request(f"form field {part.name!r} is too long")
-    return data.decode("utf-8", errors="replace").strip()
-
-
 def discard(received: list[Received]) -> None:
     """Delete files that will not join a session."""
     for item in received:
@@ -92,20 +98,16 @@ def discard(received: list[Received]) -> None:
 
 async def _read_parts(
     reader: MultipartReader, media_dir: Path, limit: int, received: list[Received]
-) -> str | None:
-    """Store each file part (appending to ``received``); returns the session_id field."""
-    session_id: str | None = None
+) -> None:
+    """Store each ``files`` part (appending to ``received``); other parts are read past."""
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             await part.release()  # a nested multipart: not something the API takes
             continue
-        if part.filename is None:
-            if part.name in ("session_id", "sessionId"):
-                session_id = await _small_field(part) or None
-            else:
-                await part.release()
+        if part.name != UPLOAD_FILE_FIELD:
+            await part.release()  # a model ignores unknown form fields, v1's ``file`` too
             continue
-        name = _safe_name(part.filename)
+        name = _safe_name(part.filename or "")
         kind = kind_of(name)
         if kind is None:
             await reader.release()  # read the rest so the client gets the reply cleanly
@@ -116,27 +118,25 @@ async def _read_parts(
             await reader.release()
             raise too_large(limit) from None
         received.append(Received(stored, name, kind))
-    return session_id
 
 
-async def read_multipart(
-    request: web.Request, media_dir: Path, limit: int
-) -> tuple[list[Received], str | None]:
-    """The files (``file`` parts; any part with a file name) and the ``session_id`` field.
+async def read_multipart(request: web.Request, media_dir: Path, limit: int) -> list[Received]:
+    """The files in the ``files`` parts (one or more).
 
     Raises:
-        ApiError: 4001 for a format not supported, 4002 past ``limit``, 4000 for no file.
+        ApiError: 4001 for a format not supported, 4002 past ``limit``; 422 (a FastAPI
+            ``detail``) when there is no ``files`` part.
     """
     reader = await request.multipart()
     received: list[Received] = []
     try:
-        session_id = await _read_parts(reader, media_dir, limit, received)
+        await _read_parts(reader, media_dir, limit, received)
     except BaseException:
         discard(received)
         raise
     if not received:
-        raise bad_request("no file in the upload: send it in a multipart field named 'file'")
-    return received, session_id
+        raise no_files()
+    return received
 
 
 async def _fetch(http: aiohttp.ClientSession, url: str, media_dir: Path, limit: int) -> Received:
@@ -164,29 +164,42 @@ async def _fetch(http: aiohttp.ClientSession, url: str, media_dir: Path, limit: 
 
 
 def urls_of(body: Any) -> list[str]:
-    """The ``urls`` (or ``url``) of a JSON upload.
+    """The ``urls`` of a JSON upload, checked as the service's model would.
 
     Raises:
-        ApiError: 4000 when there are none or they are not strings.
+        DetailError: 422 for a missing or mistyped ``urls`` or ``source_type``, a
+            ``source_type`` other than ``"url"``, an empty list or a URL that is not a string.
     """
-    if not isinstance(body, dict):
-        raise bad_request("the JSON body must be an object with 'urls'")
-    urls = body.get("urls", [body["url"]] if "url" in body else None)
-    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
-        raise bad_request("'urls' must be a non-empty list of URLs")
-    return urls
+    validate(body, URL_FIELDS)
+    problems = []
+    if body["source_type"] != URL_SOURCE_TYPE:
+        problems.append(literal(["body", "source_type"], (URL_SOURCE_TYPE,), body["source_type"]))
+    urls = body["urls"]
+    if not urls:
+        problems.append(
+            {
+                "type": "too_short",
+                "loc": ["body", "urls"],
+                "msg": "List should have at least 1 item after validation, not 0",
+                "input": urls,
+                "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0},
+            }
+        )
+    problems += [
+        wrong_type(["body", "urls", i], "str", u)
+        for i, u in enumerate(urls)
+        if not isinstance(u, str)
+    ]
+    if problems:
+        raise refuse(problems)
+    return list(urls)
 
 
 async def read_json(
     request: web.Request, http: aiohttp.ClientSession, media_dir: Path, limit: int
-) -> tuple[list[Received], str | None]:
+) -> list[Received]:
     """Fetch the files a JSON upload names (one at a time, each streamed to disk)."""
-    try:
-        body = json.loads(await request.read() or b"null")
-    except ValueError:
-        raise bad_request("the body is not JSON") from None
-    urls = urls_of(body)
-    session_id = body.get("session_id") or body.get("sessionId")
+    urls = urls_of(await read_json_body(request))
     received: list[Received] = []
     try:
         for url in urls:
@@ -194,7 +207,7 @@ async def read_json(
     except BaseException:
         discard(received)
         raise
-    return received, str(session_id) if session_id else None
+    return received
 
 
 async def to_record(item: Received) -> MediaRecord:
