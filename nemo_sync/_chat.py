@@ -266,18 +266,23 @@ class ChatTurn:
         if self._track_changes:
             self._draft_before = (await self._session.state()).draft
         transport = self._session.client._ensure_open()
-        opening = transport.open_stream(
-            "POST",
-            _contract.RUN_SSE_PATH,
-            json=self._body(),
-            headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
-            # The turn's own deadline governs; socket reads are bounded by ticks below.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=None),
-        )
+        remaining = max(self._deadline - loop.time(), 0.001)
         try:
-            # The deadline covers connecting and waiting for the response headers too.
-            self._response = await asyncio.wait_for(opening, max(self._deadline - loop.time(), 0))
-        except asyncio.TimeoutError:
+            self._response = await transport.open_stream(
+                "POST",
+                _contract.RUN_SSE_PATH,
+                json=self._body(),
+                headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
+                # sock_read bounds the wait for the response headers by the turn's deadline.
+                # It stays armed for the body too, where it can never fire before that
+                # deadline; reads there are bounded by ticks below. (Not asyncio.wait_for:
+                # its extra task lets aiohttp see a dropped connection before the events
+                # that came first, and aiohttp then raises instead of handing them over.)
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=min(30.0, remaining), sock_read=remaining
+                ),
+            )
+        except APITimeoutError:
             self._finished = True
             raise APITimeoutError(
                 f"the chat stream did not start within {self._timeout:g} s; the message was "

@@ -261,15 +261,19 @@ class RenderJob:
             result = await self.wait(poll_interval=5.0)
         transport = self._client._ensure_open()
         fallback = _contract.render_download_path(self.id)
-        default_name = f"{_safe_stem(self.id)}.mp4"
+        target = Path(dest).expanduser()
+        if target.is_dir():
+            # Named after the job, not the CDN's name for it: predictable, and the same
+            # whichever of the two URLs serves the bytes.
+            target = target / f"{_safe_stem(self.id)}.mp4"
         path: Path | None = None
         if result.download_url is not None:
             try:
                 path = await download(
                     transport,
                     result.download_url,
-                    Path(dest),
-                    default_name=default_name,
+                    target,
+                    default_name=target.name,
                     on_progress=on_progress,
                     timeout=timeout,
                     stall_timeout=stall_timeout,
@@ -283,13 +287,11 @@ class RenderJob:
                     exc.status,
                 )
         if path is None:
-            target = Path(dest).expanduser()
             path = await download(
                 transport,
                 str(transport.url(fallback)),
-                # The fallback path ends in "download": name the file after the job instead.
-                target / default_name if target.is_dir() else target,
-                default_name=default_name,
+                target,
+                default_name=target.name,
                 on_progress=on_progress,
                 timeout=timeout,
                 stall_timeout=stall_timeout,

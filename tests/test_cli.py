@@ -45,7 +45,7 @@ def test_chat_local_through_upload_edit_silent_turn_status_and_export(
     }
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "nemo_sync", "--local", "chat", "--resolution", "720p"],
+        ["-m", "nemo_sync", "--local", "chat"],
         cwd=str(tmp_path),
         env=env,
         encoding="utf-8",
@@ -75,7 +75,8 @@ def test_chat_local_through_upload_edit_silent_turn_status_and_export(
     assert child.exitstatus == 0
     assert "[tool]" not in (child.before or "")  # tool calls only with -v
     with av.open(str(tmp_path / "synced.mp4")) as container:
-        assert container.streams.video[0].codec_context.height == 1280
+        # The canvas is the draft's (9:16 by default): there is no resolution option [V].
+        assert container.streams.video[0].codec_context.height == 1920
 
 
 def test_sync_local_writes_a_real_mp4_and_json_output(media, tmp_path: Path) -> None:
@@ -88,10 +89,6 @@ def test_sync_local_writes_a_real_mp4_and_json_output(media, tmp_path: Path) -> 
         *map(str, media.clips),
         "-o",
         str(out),
-        "--resolution",
-        "720p",
-        "--aspect",
-        "1:1",
         cwd=tmp_path,
         env={"NEMO_HOME": str(tmp_path / "h")},
     )
@@ -101,7 +98,7 @@ def test_sync_local_writes_a_real_mp4_and_json_output(media, tmp_path: Path) -> 
     assert report["summary"].startswith("Timeline (2 tracks)")
     with av.open(str(out)) as container:
         video = container.streams.video[0].codec_context
-        assert (video.name, video.width, video.height) == ("h264", 720, 720)
+        assert (video.name, video.width, video.height) == ("h264", 1080, 1920)
         assert container.streams.audio[0].codec_context.name == "aac"
 
 
@@ -111,7 +108,8 @@ def test_sync_local_writes_a_real_mp4_and_json_output(media, tmp_path: Path) -> 
         (["--local", "sync", "missing.mp3"], 1, "missing.mp3: no such file"),
         (["--local", "state"], 1, "no session yet"),
         (["sync"], 2, "the following arguments are required"),
-        (["--local", "sync", "x.mp3", "--resolution", "4k"], 2, "invalid choice"),
+        (["--local", "jobs", "bogus"], 2, "invalid choice"),
+        (["--local", "sync", "x.mp3", "--resolution", "720p"], 2, "unrecognized arguments"),
     ],
 )
 def test_bad_input_gets_one_clear_line_and_an_exit_code(

@@ -84,7 +84,7 @@ async def test_export_wait_download_from_the_cdn_without_the_token(
     emu: Emulator, nemo: NemoClient, tmp_path: Path
 ) -> None:
     session, draft = await new_session(nemo)
-    job = await session.export(draft, resolution="720p", aspect="1:1")
+    job = await session.export(draft)
     seen: list[nemo_sync.RenderResult] = []
     result = await job.wait(poll_interval=0.02, on_progress=seen.append)
     assert result.ok
@@ -167,22 +167,37 @@ async def test_a_dropped_download_resumes_and_completes(
     assert ranges[1].startswith("bytes=")
 
 
-async def test_bad_options_are_refused_before_any_request(emu: Emulator, nemo: NemoClient) -> None:
-    session = nemo.session("whatever")
+async def test_an_empty_timeline_is_refused_before_any_request(
+    emu: Emulator, nemo: NemoClient
+) -> None:
+    session = await nemo.create_session()
     before = len(emu.requests)
-    with pytest.raises(nemo_sync.ConfigurationError, match="720p, 1080p"):
-        await session.export(wire("m"), resolution="4k")
-    with pytest.raises(nemo_sync.ConfigurationError, match="9:16"):
-        await session.export(wire("m"), aspect="4:3")
-    assert len(emu.requests) == before
+    with pytest.raises(nemo_sync.NothingToExportError, match="Generate or edit first"):
+        await session.export()  # the new session's timeline is empty
+    assert not [r for r in emu.requests[before:] if r.path == "/api/render/proxy/lambda"]
 
 
-async def test_ensure_credits_refuses_an_unpayable_job(emu: Emulator, nemo: NemoClient) -> None:
+async def test_export_is_free_even_with_no_credits(emu: Emulator, nemo: NemoClient) -> None:
+    """[V]: export is free, so it is never refused (nor checked) for lack of credits."""
     session, draft = await new_session(nemo)
     emu.set_credits(nemo._auth.client_id or "", available=0)  # type: ignore[attr-defined]
-    with pytest.raises(nemo_sync.InsufficientCreditsError):
-        await session.export(draft, ensure_credits=True)
-    assert not [r for r in emu.requests if r.path == "/api/render/proxy/lambda"]
+    job = await session.export(draft)
+    assert (await job.wait(poll_interval=0.02)).ok
+    assert not [r for r in emu.requests if r.path == "/api/credits/balance/simple"]
+
+
+async def test_the_download_falls_back_when_output_url_is_gone(
+    emu: Emulator, nemo: NemoClient, tmp_path: Path
+) -> None:
+    session, draft = await new_session(nemo)
+    job = await session.export(draft)
+    await job.wait(poll_interval=0.02)
+    emu.faults.add("GET /downloads/{name}", status=410)
+    path = await job.download(tmp_path)
+    assert path.read_bytes() == PAYLOAD
+    fallback = [r for r in emu.requests if r.path.endswith(f"/{job.id}/download")]
+    assert fallback
+    assert fallback[0].headers["Authorization"] == "Bearer ***"
 
 
 _RESUME = """
