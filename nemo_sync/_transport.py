@@ -286,7 +286,7 @@ class Transport:
                 reply_headers = resp.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             logger.debug("%s failed after %.0f ms: %s", endpoint, _ms(started), type(exc).__name__)
-            raise _connection_error(exc, endpoint) from exc
+            raise _connection_error(exc, endpoint) from _without_frames(exc, sent_headers)
         if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments on the hot path
             logger.debug(
                 "%s -> %d in %.0f ms (request id %s)",
@@ -351,7 +351,7 @@ class Transport:
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _connection_error(exc, endpoint) from exc
+            raise _connection_error(exc, endpoint) from _without_frames(exc, sent_headers)
         content_type = resp.headers.get("Content-Type", "")
         logger.debug(
             "%s -> %d (%s) in %.0f ms (request id %s)",
@@ -383,6 +383,23 @@ class _SentHeaders(dict[str, str]):
     def __repr__(self) -> str:
         shown = {k: ("Bearer ***" if k == "Authorization" else v) for k, v in self.items()}
         return repr(shown)
+
+
+def _without_frames(exc: BaseException, sent: Mapping[str, str]) -> BaseException:
+    """``exc`` (and what it chains) without tracebacks when the request carried a token.
+
+    aiohttp's frames hold the request headers in plain dicts, so a traceback rendered with
+    locals (rich, ``--showlocals``, Sentry) would print the bearer; the types and messages
+    stay for debugging.
+    """
+    if "Authorization" in sent:
+        seen: set[int] = set()
+        link: BaseException | None = exc
+        while link is not None and id(link) not in seen:
+            seen.add(id(link))
+            link.__traceback__ = None
+            link = link.__cause__ or link.__context__
+    return exc
 
 
 def _ms(started: float) -> float:

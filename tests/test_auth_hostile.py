@@ -176,3 +176,27 @@ async def test_a_users_token_is_not_in_a_traceback_with_locals(api: ScriptedServ
         traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
     )
     assert "users-own-secret" not in shown
+
+
+async def test_a_timed_out_call_traceback_with_locals_shows_no_token(api: ScriptedServer) -> None:
+    release = asyncio.Event()
+
+    async def hang(_request: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return credits_reply()
+
+    api.on(*CREDITS, hang)
+    try:
+        async with NemoClient(
+            base_url=api.url, token="users-own-secret", timeout=0.3, max_retries=0
+        ) as nemo:
+            with pytest.raises(nemo_sync.APITimeoutError) as caught:
+                await nemo.credits()
+    finally:
+        release.set()
+    shown = "".join(
+        traceback.TracebackException.from_exception(caught.value, capture_locals=True).format()
+    )
+    # aiohttp's own frames held the request headers in a plain dict; the cause stays named.
+    assert "TimeoutError" in shown
+    assert "users-own-secret" not in shown
