@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 import uuid
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 from nemo_sync._client_id import claim_client_id
 from nemo_sync._credentials import CredentialStore, Secret, StoredCredentials
 from nemo_sync._filelock import file_lock
-from nemo_sync.errors import AuthenticationError, MissingClientIdError, RateLimitError
+from nemo_sync.errors import AuthenticationError, MissingClientIdError, NemoError, RateLimitError
 
 logger = logging.getLogger("nemo_sync")
 
@@ -52,6 +53,16 @@ class Auth(Protocol):
         Returns what to tell the user.
         """
         ...
+
+
+def _again(exc: NemoError) -> NemoError:
+    """A copy of ``exc`` to raise in another task (raising one object twice mixes tracebacks)."""
+    try:
+        again = copy.copy(exc)
+    except Exception:  # an error whose constructor copy cannot call: share the original
+        return exc
+    again.__traceback__ = None
+    return again
 
 
 class StaticTokenAuth:
@@ -125,6 +136,10 @@ class AnonymousAuth:
         # Set once a replacement token was rejected too: every later call fails fast with it
         # instead of burning the client id's quota on a new token per call.
         self._refused: str | None = None
+        # The last failed token call, shared with the calls that waited on the lock meanwhile
+        # (each would otherwise run the token call again in turn: N calls, N x 2 requests).
+        self._failures = 0
+        self._last_failure: NemoError | None = None
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -145,14 +160,28 @@ class AnonymousAuth:
         current = self._current
         if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
             return current.token.reveal()
+        failures = self._failures
         async with self._lock:
             self._check_refused()
             current = self._current
             if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
                 return current.token.reveal()
+            failed = self._last_failure
+            if self._failures != failures and failed is not None:
+                again = _again(failed)
+                if again is failed:
+                    raise failed
+                raise again from failed
             self._store.ensure_home()  # before the lock file, which would make it 0755
-            async with file_lock(self._store.lock_path):
-                return (await self._load_or_fetch()).reveal()
+            try:
+                async with file_lock(self._store.lock_path):
+                    token = await self._load_or_fetch()
+            except NemoError as exc:
+                self._failures += 1
+                self._last_failure = exc
+                raise
+            self._last_failure = None
+            return token.reveal()
 
     def _check_refused(self) -> None:
         if self._refused is not None:

@@ -19,6 +19,7 @@ from tests.scripted import ScriptedServer, credits_reply, envelope, raw
 
 CREDITS = ("GET", "/api/credits/balance/simple")
 TOKEN = ("POST", "/api/auth/anonymous-token")
+TOKEN_ENDPOINT = "POST /api/auth/anonymous-token"
 
 
 def _rate_limited(retry_after: str | None) -> web.Response:
@@ -200,3 +201,22 @@ async def test_a_timed_out_call_traceback_with_locals_shows_no_token(api: Script
     # aiohttp's own frames held the request headers in a plain dict; the cause stays named.
     assert "TimeoutError" in shown
     assert "users-own-secret" not in shown
+
+
+async def test_calls_waiting_for_a_failing_token_call_share_its_failure(
+    api: ScriptedServer, waits: list[float]
+) -> None:
+    api.clear(*TOKEN)
+    api.reply(*TOKEN, lambda: _rate_limited("60"))
+    api.reply(*CREDITS, credits_reply)
+    async with NemoClient(base_url=api.url) as nemo:
+        results = await asyncio.gather(*(nemo.credits() for _ in range(5)), return_exceptions=True)
+        limited = (r for r in results if isinstance(r, nemo_sync.RateLimitError))
+        shared = [(r.endpoint, r.status) for r in limited]
+        assert shared == [(TOKEN_ENDPOINT, 429)] * 5
+        # Before: each waiting call ran the token call again in turn (10 requests, 5 waits).
+        assert (api.count(*TOKEN), waits) == (2, [60.0])
+        # A call made afterwards asks again: the failure is shared, not remembered.
+        with pytest.raises(nemo_sync.RateLimitError):
+            await nemo.credits()
+    assert (api.count(*TOKEN), api.count(*CREDITS), waits) == (4, 0, [60.0, 60.0])
