@@ -14,7 +14,8 @@ def write_private(path: Path, data: bytes) -> None:
     A reader sees the old file or the new one, never half of one; a crash leaves no partial
     file at ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A folder made here for private files is private too (0700); an existing one is left be.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp already creates the file 0600; chmod again in case of an odd umask handler.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 import uuid
@@ -12,9 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nemo_sync._client_id import claim_client_id
-from nemo_sync._credentials import CredentialStore, StoredCredentials
+from nemo_sync._credentials import CredentialStore, Secret, StoredCredentials
 from nemo_sync._filelock import file_lock
-from nemo_sync.errors import MissingClientIdError, RateLimitError
+from nemo_sync.errors import AuthenticationError, MissingClientIdError, NemoError, RateLimitError
 
 logger = logging.getLogger("nemo_sync")
 
@@ -46,6 +47,23 @@ class Auth(Protocol):
         """The service rejected ``token`` (1001)."""
         ...
 
+    async def replacement_rejected(self, token: str) -> str:
+        """The service rejected ``token`` although it replaced a rejected one: stop swapping.
+
+        Returns what to tell the user.
+        """
+        ...
+
+
+def _again(exc: NemoError) -> NemoError:
+    """A copy of ``exc`` to raise in another task (raising one object twice mixes tracebacks)."""
+    try:
+        again = copy.copy(exc)
+    except Exception:  # an error whose constructor copy cannot call: share the original
+        return exc
+    again.__traceback__ = None
+    return again
+
 
 class StaticTokenAuth:
     """A token given by the user: used as is, never swapped."""
@@ -53,19 +71,22 @@ class StaticTokenAuth:
     anonymous = False
 
     def __init__(self, token: str) -> None:
-        self._token = token
+        self._token = Secret(token)
 
     def cached_token(self) -> str | None:
-        return self._token
+        return self._token.reveal()
 
     async def token(self) -> str:
-        return self._token
+        return self._token.reveal()
 
     async def invalidate(self, token: str) -> None:
         return None
 
+    async def replacement_rejected(self, token: str) -> str:  # pragma: no cover - never swapped
+        return "The token was rejected."
+
     def __repr__(self) -> str:
-        return "StaticTokenAuth(token='***')"
+        return "StaticTokenAuth(token=Secret('***'))"
 
 
 def expiry_from(data: Any, now: float) -> float:
@@ -111,7 +132,14 @@ class AnonymousAuth:
         self._shared_id_path = shared_id_path
         self._clock = clock
         self._current: StoredCredentials | None = None
-        self._rejected: set[str] = set()
+        self._rejected: set[Secret] = set()
+        # Set once a replacement token was rejected too: every later call fails fast with it
+        # instead of burning the client id's quota on a new token per call.
+        self._refused: str | None = None
+        # The last failed token call, shared with the calls that waited on the lock meanwhile
+        # (each would otherwise run the token call again in turn: N calls, N x 2 requests).
+        self._failures = 0
+        self._last_failure: NemoError | None = None
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -125,19 +153,39 @@ class AnonymousAuth:
     def cached_token(self) -> str | None:
         current = self._current
         if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
-            return current.token
+            return current.token.reveal()
         return None
 
     async def token(self) -> str:
         current = self._current
         if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
-            return current.token
+            return current.token.reveal()
+        failures = self._failures
         async with self._lock:
+            self._check_refused()
             current = self._current
             if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
-                return current.token
-            async with file_lock(self._store.lock_path):
-                return await self._load_or_fetch()
+                return current.token.reveal()
+            failed = self._last_failure
+            if self._failures != failures and failed is not None:
+                again = _again(failed)
+                if again is failed:
+                    raise failed
+                raise again from failed
+            self._store.ensure_home()  # before the lock file, which would make it 0755
+            try:
+                async with file_lock(self._store.lock_path):
+                    token = await self._load_or_fetch()
+            except NemoError as exc:
+                self._failures += 1
+                self._last_failure = exc
+                raise
+            self._last_failure = None
+            return token.reveal()
+
+    def _check_refused(self) -> None:
+        if self._refused is not None:
+            raise AuthenticationError(self._refused)
 
     def _machine_client_id(self, stored: StoredCredentials | None) -> str | None:
         """The id to use: the user's, else the machine's shared one (made and saved if new).
@@ -149,7 +197,7 @@ class AnonymousAuth:
             return self._client_id
         return claim_client_id(self._shared_id_path, stored.client_id if stored else None)
 
-    async def _load_or_fetch(self) -> str:
+    async def _load_or_fetch(self) -> Secret:
         now = self._clock()
         stored = self._store.load()
         wanted = self._machine_client_id(stored)
@@ -180,22 +228,40 @@ class AnonymousAuth:
         logger.debug("stored a new anonymous token (expires at %s)", expires_at)
         return token
 
-    async def _fetch_with_client_id(self, client_id: str) -> tuple[str, str, float | None]:
+    async def _fetch_with_client_id(self, client_id: str) -> tuple[str, Secret, float | None]:
         """(client id that got the token, token, expiry)."""
         try:
-            return (client_id, *await self._fetch(client_id))
+            token, expires_at = await self._fetch(client_id)
         except MissingClientIdError:
             # The contract: make a (new) client id and retry, once.
-            fresh_id = str(uuid.uuid4())
+            client_id = str(uuid.uuid4())
             logger.debug("service asked for a client id; retrying with a new one")
-            return (fresh_id, *await self._fetch(fresh_id))
+            token, expires_at = await self._fetch(client_id)
+        return client_id, Secret(token), expires_at
 
     async def invalidate(self, token: str) -> None:
-        self._rejected.add(token)
+        rejected = Secret(token)
+        self._rejected.add(rejected)
         async with self._lock:
-            if self._current and self._current.token == token:
+            if self._current and self._current.token == rejected:
                 self._current = None
+            self._store.ensure_home()
             async with file_lock(self._store.lock_path):
                 stored = self._store.load()
-                if stored and stored.token == token:
+                if stored and stored.token == rejected:
                     self._store.save(StoredCredentials(client_id=stored.client_id))
+
+    async def replacement_rejected(self, token: str) -> str:
+        """Stop for good in this client: a token fetched to replace a rejected one failed too.
+
+        Another new token would most likely be rejected as well (a service that does not
+        honour its own tokens, or a base_url pointing at the wrong place), and each one costs
+        the client id's quota (one per 7 days), so the next calls fail at once instead.
+        """
+        await self.invalidate(token)
+        self._refused = (
+            "The service rejected a freshly issued anonymous token too, so nemo-sync stops "
+            "asking for new ones in this client (each costs the client id's quota). Check "
+            "base_url (NEMO_API_URL), or pass a token (NEMO_TOKEN); a new NemoClient tries again."
+        )
+        return self._refused

@@ -95,11 +95,16 @@ class RetryBudget:
     reauthed: int = 0
     transient: int = 0
     next_wait: float = 0.0
-    token_used: str | None = None
+    # The bearer sent on the last attempt (needed to invalidate it after a 1001); its repr is
+    # redacted because budgets sit in the frames of every failed call's traceback.
+    token_used: str | None = attrs.field(default=None, repr=lambda t: "'***'" if t else "None")
+    # Getting the token failed: that was its own call, with its own retries (a 429 waited
+    # once), so retrying this call would only ask for a token again.
+    token_fetch_failed: bool = False
 
     def plan(self, exc: BaseException) -> float | None:
         """The wait before retrying after ``exc``, or None when it must not be retried."""
-        if not self.replayable:
+        if not self.replayable or self.token_fetch_failed:
             return None
         if isinstance(exc, RateLimitError):
             if self.rate_limited >= 1:

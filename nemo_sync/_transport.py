@@ -180,6 +180,21 @@ class Transport:
         if isinstance(exc, AuthenticationError) and self.auth and budget.token_used:
             await self.auth.invalidate(budget.token_used)
 
+    async def _replacement_rejected(
+        self, budget: RetryBudget, exc: AuthenticationError
+    ) -> AuthenticationError:
+        """The error for a 1001 on the token that replaced a rejected one; the auth stops."""
+        assert self.auth is not None
+        assert budget.token_used is not None
+        message = await self.auth.replacement_rejected(budget.token_used)
+        return AuthenticationError(
+            message,
+            status=exc.status,
+            code=exc.code,
+            request_id=exc.request_id,
+            endpoint=exc.endpoint,
+        )
+
     def _retrying(self, budget: RetryBudget) -> AsyncRetrying:
         async def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -244,28 +259,42 @@ class Transport:
         retry machinery for each of them cost a quarter of the per-call time.
         """
         try:
-            return await attempt()
-        except NemoError as exc:
-            if not budget.should_retry(exc):
-                raise
-            await self._before_retry(budget, exc, attempt_number=1)
-        await sleep(budget.next_wait)
-        async for retry in self._retrying(budget):
-            with retry:
+            try:
                 return await attempt()
+            except NemoError as exc:
+                if not budget.should_retry(exc):
+                    raise
+                await self._before_retry(budget, exc, attempt_number=1)
+            await sleep(budget.next_wait)
+            async for retry in self._retrying(budget):
+                with retry:
+                    return await attempt()
+        except AuthenticationError as exc:
+            # A 1001 after the one re-auth: the fresh token was rejected too. Without this,
+            # every later call would invalidate it and fetch yet another token, forever.
+            if budget.reauthed and budget.token_used and not budget.token_fetch_failed:
+                raise await self._replacement_rejected(budget, exc) from exc
+            raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _headers(
         self, budget: RetryBudget, extra: Mapping[str, str] | None, authenticated: bool
     ) -> dict[str, str]:
-        headers = self.base_headers()
+        headers = _SentHeaders(self._base_headers)
         if extra:
             headers.update(extra)
         if authenticated:
             if self.auth is None:
                 raise NemoError("internal: an authenticated call without an auth source")
             # The synchronous look-up skips a coroutine per call when the token is at hand.
-            token = self.auth.cached_token() or await self.auth.token()
+            token = self.auth.cached_token()
+            if token is None:
+                try:
+                    token = await self.auth.token()
+                except NemoError:
+                    # The token call had its own retries; this call's must not repeat it.
+                    budget.token_fetch_failed = True
+                    raise
             budget.token_used = token
             headers["Authorization"] = f"Bearer {token}"
         return headers
@@ -306,7 +335,7 @@ class Transport:
                     raw = await read_capped(resp, self.max_response_bytes, endpoint)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             logger.debug("%s failed after %.0f ms: %s", endpoint, _ms(started), type(exc).__name__)
-            raise _connection_error(exc, endpoint) from exc
+            raise _connection_error(exc, endpoint) from _without_frames(exc, sent_headers)
         if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments on the hot path
             logger.debug(
                 "%s -> %d in %.0f ms (request id %s)",
@@ -371,7 +400,7 @@ class Transport:
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _connection_error(exc, endpoint) from exc
+            raise _connection_error(exc, endpoint) from _without_frames(exc, sent_headers)
         content_type = resp.headers.get("Content-Type", "")
         logger.debug(
             "%s -> %d (%s) in %.0f ms (request id %s)",
@@ -398,6 +427,31 @@ class Transport:
             f" with data of type {type(data).__name__}",
             endpoint=endpoint,
         )
+
+
+class _SentHeaders(dict[str, str]):
+    """Request headers whose repr hides the bearer: they sit in the frames of failed calls."""
+
+    def __repr__(self) -> str:
+        shown = {k: ("Bearer ***" if k == "Authorization" else v) for k, v in self.items()}
+        return repr(shown)
+
+
+def _without_frames(exc: BaseException, sent: Mapping[str, str]) -> BaseException:
+    """``exc`` (and what it chains) without tracebacks when the request carried a token.
+
+    aiohttp's frames hold the request headers in plain dicts, so a traceback rendered with
+    locals (rich, ``--showlocals``, Sentry) would print the bearer; the types and messages
+    stay for debugging.
+    """
+    if "Authorization" in sent:
+        seen: set[int] = set()
+        link: BaseException | None = exc
+        while link is not None and id(link) not in seen:
+            seen.add(id(link))
+            link.__traceback__ = None
+            link = link.__cause__ or link.__context__
+    return exc
 
 
 def _ms(started: float) -> float:
