@@ -53,8 +53,10 @@ async def file_lock(path: Path, *, timeout: float = 60.0) -> AsyncIterator[None]
     Raises:
         ConfigurationError: when the lock is not had within ``timeout`` seconds.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # Lock files live in NEMO_HOME beside the credentials: a folder we make is private.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # O_NOFOLLOW: a lock file swapped for a symlink must not make us create or open its target.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         deadline = time.monotonic() + timeout
         # Polling keeps the event loop free; flock has no async form.

@@ -179,3 +179,13 @@ async def test_no_auth_object_repr_shows_a_token(api: ScriptedServer, tmp_path: 
     assert "token_used='***'" in repr(budget)
     assert Secret(token).reveal() == token
     assert str(Secret(token)) == "Secret('***')"
+
+
+async def test_the_job_store_first_still_makes_a_private_home(tmp_path: Path) -> None:
+    """The home folder is 0700 whichever file the SDK writes first (here: the job lock)."""
+    from nemo_sync._filelock import file_lock
+
+    home = tmp_path / "fresh-home"
+    async with file_lock(home / "jobs.lock"):
+        pass
+    assert (home.stat().st_mode & 0o777) == 0o700
