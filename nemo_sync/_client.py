@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from nemo_sync._jobstore import JobRecord
     from nemo_sync._render import RenderJob
 
-DEFAULT_TIMEOUT = 60.0
+# A whole call, retries and their waits included: room for the contract's longest retry wait
+# (60 s after a 429) and one more attempt.
+DEFAULT_TIMEOUT = 120.0
 
 
 class _State(enum.Enum):
@@ -74,7 +76,9 @@ class NemoClient:
         client_id: The anonymous client id to use (by default the machine's shared one).
         platform: The ``X-Skill-Platform`` value: ``clawhub``, ``cursor`` or ``unknown``.
         home: Folder for credentials and the render job store.
-        timeout: Seconds for an ordinary request (uploads, chat and downloads have their own).
+        timeout: Seconds an ordinary call may take in all, retries and their waits included
+            (uploads, chat and downloads have their own bounds). A retry that could not
+            start in time is not made: the last error is raised instead.
         max_retries: Retries of transient faults on idempotent calls.
         max_connections: Size of the connection pool.
         max_response_bytes: The largest JSON reply read (32 MB); a larger one raises

@@ -15,12 +15,11 @@ from urllib.parse import unquote
 import aiohttp
 from yarl import URL
 
-from nemo_sync._transport import USER_AGENT, Transport
-from nemo_sync.errors import DownloadError
+from nemo_sync._transport import Transport
+from nemo_sync.errors import APIConnectionError, APIResponseError, DownloadError
 
 ProgressCallback = Callable[[int, "int | None"], object]
 CHUNK = 256 * 1024
-MAX_REDIRECTS = 5
 MAX_RESUMES = 3
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # The stall guard: at least this much must arrive in every window of stall_timeout seconds.
@@ -46,47 +45,6 @@ def safe_name(url: URL, default: str) -> str:
     name = unquote(url.path.rsplit("/", 1)[-1])
     name = _SAFE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")
     return name[:120] if name else default
-
-
-async def _headers(
-    transport: Transport, url: URL, offset: int, *, may_authenticate: bool
-) -> dict[str, str]:
-    """Auth only for the API's own origin, and only when the download started there.
-
-    Download URLs usually live on a CDN; a CDN that redirects to an API-host path must not
-    make the SDK hand it the token (the redirect target is the CDN's choice, not ours).
-    """
-    headers = {"User-Agent": USER_AGENT}
-    if may_authenticate and transport.is_api_host(url):
-        headers.update(transport.base_headers())
-        if transport.auth is not None:
-            headers["Authorization"] = f"Bearer {await transport.auth.token()}"
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    return headers
-
-
-async def _open(
-    transport: Transport, url: URL, offset: int, timeout: aiohttp.ClientTimeout
-) -> aiohttp.ClientResponse:
-    """GET, following redirects by hand so each hop decides again whether auth goes."""
-    may_authenticate = transport.is_api_host(url)
-    for _ in range(MAX_REDIRECTS + 1):
-        response = await transport.http.get(
-            url,
-            headers=await _headers(transport, url, offset, may_authenticate=may_authenticate),
-            allow_redirects=False,
-            timeout=timeout,
-        )
-        if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-            response.release()
-            url = url.join(URL(response.headers["Location"]))
-            if url.scheme not in ("http", "https"):
-                raise DownloadError(f"a download redirected to a {url.scheme!r} URL: refused")
-            may_authenticate = may_authenticate and transport.is_api_host(url)
-            continue
-        return response
-    raise DownloadError(f"too many redirects downloading {url.with_query(None)}")
 
 
 _RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
@@ -213,12 +171,10 @@ async def _fetch(
     )
     while True:
         try:
-            response = await _open(transport, url, received, read_timeout)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            if resumes >= MAX_RESUMES:
-                raise DownloadError(f"could not download {shown}: {type(exc).__name__}") from exc
-            resumes += 1
-            continue
+            # The transport's attempt loop: auth and redirect rules, connection retries.
+            response = await transport.open_download(url, offset=received, timeout=read_timeout)
+        except (APIConnectionError, APIResponseError) as exc:
+            raise DownloadError(f"could not download {shown}: {exc}") from exc
         try:
             if response.status not in (200, 206):
                 raise DownloadError(

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import platform as _platform
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from yarl import URL
 
 from nemo_sync._auth import Auth
@@ -35,6 +35,9 @@ USER_AGENT = (
 
 # Builds a fresh request body for each attempt (a retried upload reopens its file).
 BodyFactory = Callable[[], Any]
+_T = TypeVar("_T")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 """The largest JSON reply read (settable: ``NemoClient(max_response_bytes=...)``)."""
@@ -195,7 +198,7 @@ class Transport:
             endpoint=exc.endpoint,
         )
 
-    def _retrying(self, budget: RetryBudget) -> AsyncRetrying:
+    def _retrying(self, budget: RetryBudget, deadline: float | None) -> AsyncRetrying:
         async def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             # tenacity counts from the second attempt (the first ran outside it).
@@ -204,71 +207,51 @@ class Transport:
         return AsyncRetrying(
             retry=retry_if_exception(budget.should_retry),
             wait=lambda _state: budget.next_wait,
-            stop=stop_never,  # the budget decides when to stop
+            # The budget decides how often; the call's deadline, whether there is time.
+            stop=lambda _state: _past(deadline, budget.next_wait),
             before_sleep=before_sleep,
             sleep=sleep,
             reraise=True,
         )
 
-    async def request(
+    async def _with_retries(
         self,
-        method: str,
-        path: str,
+        budget: RetryBudget,
+        attempt: Callable[[aiohttp.ClientTimeout | None], Awaitable[_T]],
         *,
-        json: Any = None,
-        body: BodyFactory | None = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        authenticated: bool = True,
+        deadline: float | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
-        replayable: bool = True,
-    ) -> Any:
-        """Make one API call (retried as its failure allows) and return the envelope's data.
+    ) -> _T:
+        """The one attempt loop: run ``attempt``; after a retryable failure, retry it.
 
-        Raises:
-            APIError: (a subclass) for errors the service reported.
-            APIConnectionError: when the request could not complete.
-            APIResponseError: when the reply breaks the contract.
+        ``deadline`` (event-loop time) bounds the whole call: a retry that could not start
+        before it is not made, and a retried attempt gets only the time that is left.
+        The first attempt runs outside tenacity: most calls succeed, and setting up the retry
+        machinery for each of them cost a quarter of the per-call time.
         """
-        budget = RetryBudget(
-            method=method,
-            max_retries=self.max_retries,
-            anonymous_auth=bool(self.auth and self.auth.anonymous),
-            replayable=replayable,
-        )
 
-        async def attempt_once() -> Any:
-            return await self._once(
-                method,
-                path,
-                budget,
-                json=json,
-                body=body,
-                params=params,
-                headers=headers,
-                authenticated=authenticated,
-                timeout=timeout,
+        def attempt_timeout() -> aiohttp.ClientTimeout | None:
+            if deadline is None or timeout is None:
+                return timeout
+            left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+            connect = timeout.sock_connect
+            return aiohttp.ClientTimeout(
+                total=left,
+                sock_connect=min(connect, left) if connect else None,
+                sock_read=timeout.sock_read,
             )
 
-        return await self._with_retries(budget, attempt_once)
-
-    async def _with_retries(self, budget: RetryBudget, attempt: Callable[[], Any]) -> Any:
-        """Run ``attempt``; after a retryable failure, let tenacity drive the retries.
-
-        The first attempt runs outside tenacity: most calls succeed, and setting up the
-        retry machinery for each of them cost a quarter of the per-call time.
-        """
         try:
             try:
-                return await attempt()
+                return await attempt(timeout)
             except NemoError as exc:
-                if not budget.should_retry(exc):
+                if not budget.should_retry(exc) or _past(deadline, budget.next_wait):
                     raise
                 await self._before_retry(budget, exc, attempt_number=1)
             await sleep(budget.next_wait)
-            async for retry in self._retrying(budget):
+            async for retry in self._retrying(budget, deadline):
                 with retry:
-                    return await attempt()
+                    return await attempt(attempt_timeout())
         except AuthenticationError as exc:
             # A 1001 after the one re-auth: the fresh token was rejected too. Without this,
             # every later call would invalidate it and fetch yet another token, forever.
@@ -276,6 +259,14 @@ class Transport:
                 raise await self._replacement_rejected(budget, exc) from exc
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _budget(self, method: str, *, replayable: bool = True) -> RetryBudget:
+        return RetryBudget(
+            method=method,
+            max_retries=self.max_retries,
+            anonymous_auth=bool(self.auth and self.auth.anonymous),
+            replayable=replayable,
+        )
 
     async def _headers(
         self, budget: RetryBudget, extra: Mapping[str, str] | None, authenticated: bool
@@ -299,52 +290,128 @@ class Transport:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    async def _once(
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        budget: RetryBudget,
+        *,
+        endpoint: str,
+        timeout: aiohttp.ClientTimeout | None,
+        authenticated: bool,
+        json: Any = None,
+        data: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        follow_redirects: bool = False,
+    ) -> aiohttp.ClientResponse:
+        """One attempt, and its redirects: the one place for headers, auth and redirect rules.
+
+        The token goes only to the API's own origin, and never on a redirect that started at
+        another host: once a hop leaves the API host, no later hop gets it back. Another host
+        gets the User-Agent and the caller's headers, not the attribution headers.
+
+        Returns:
+            The open response (any status); the caller reads and releases it.
+
+        Raises:
+            APIConnectionError: the request could not be completed (typed, token-free frames).
+        """
+        on_api = self.is_api_host(url)
+        if on_api:
+            sent = await self._headers(budget, headers, authenticated)
+        else:
+            sent = _SentHeaders({"User-Agent": USER_AGENT, **(headers or {})})
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                resp = await self.http.request(
+                    method,
+                    url,
+                    json=json,
+                    data=data,
+                    params=params,
+                    headers=sent,
+                    timeout=timeout or self.timeout,
+                    allow_redirects=False,
+                )
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                logger.debug("%s failed: %s", endpoint, type(exc).__name__)
+                raise _connection_error(exc, endpoint) from _without_frames(exc, sent)
+            location = resp.headers.get("Location")
+            if not follow_redirects or resp.status not in _REDIRECTS or not location:
+                return resp
+            resp.release()
+            url = url.join(URL(location))
+            if url.scheme not in ("http", "https"):
+                raise APIResponseError(f"redirected to a {url.scheme!r} URL", endpoint=endpoint)
+            if not self.is_api_host(url) and "Authorization" in sent:
+                sent = _SentHeaders({"User-Agent": USER_AGENT, **(headers or {})})
+        raise APIResponseError(f"more than {MAX_REDIRECTS} redirects", endpoint=endpoint)
+
+    async def request(
         self,
         method: str,
         path: str,
-        budget: RetryBudget,
         *,
-        json: Any,
-        body: BodyFactory | None,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
-        authenticated: bool,
-        timeout: aiohttp.ClientTimeout | None,
+        json: Any = None,
+        body: BodyFactory | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        timeout: aiohttp.ClientTimeout | None = None,
+        replayable: bool = True,
     ) -> Any:
+        """Make one API call (retried as its failure allows) and return the envelope's data.
+
+        The timeout's ``total`` bounds the whole call, retries and their waits included.
+
+        Raises:
+            APIError: (a subclass) for errors the service reported.
+            APIConnectionError: when the request could not complete.
+            APIResponseError: when the reply breaks the contract.
+        """
+        budget = self._budget(method, replayable=replayable)
         endpoint = f"{method} {path}"
-        sent_headers = await self._headers(budget, headers, authenticated)
-        started = time.perf_counter()
-        status = 0
-        try:
-            async with self.http.request(
+        url = self.url(path)
+        given = timeout or self.timeout
+        deadline = (
+            asyncio.get_running_loop().time() + given.total if given.total is not None else None
+        )
+
+        async def attempt(this_timeout: aiohttp.ClientTimeout | None) -> Any:
+            started = time.perf_counter()
+            resp = await self._send(
                 method,
-                self.url(path),
+                url,
+                budget,
+                endpoint=endpoint,
+                timeout=this_timeout,
+                authenticated=authenticated,
                 json=json,
                 data=body() if body is not None else None,
                 params=params,
-                headers=sent_headers,
-                timeout=timeout or self.timeout,
-                allow_redirects=False,
-            ) as resp:
-                status = resp.status
-                reply_headers = resp.headers
-                if status >= 400:
-                    raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
-                else:
-                    raw = await read_capped(resp, self.max_response_bytes, endpoint)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            logger.debug("%s failed after %.0f ms: %s", endpoint, _ms(started), type(exc).__name__)
-            raise _connection_error(exc, endpoint) from _without_frames(exc, sent_headers)
-        if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments on the hot path
-            logger.debug(
-                "%s -> %d in %.0f ms (request id %s)",
-                endpoint,
-                status,
-                _ms(started),
-                reply_headers.get("X-Request-Id"),
+                headers=headers,
             )
-        return parse_reply(status=status, headers=reply_headers, body=raw, endpoint=endpoint)
+            try:
+                async with resp:
+                    status, reply_headers = resp.status, resp.headers
+                    if status >= 400:
+                        raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
+                    else:
+                        raw = await read_capped(resp, self.max_response_bytes, endpoint)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise _connection_error(exc, endpoint) from exc
+            if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments when off
+                logger.debug(
+                    "%s -> %d in %.0f ms (request id %s)",
+                    endpoint,
+                    status,
+                    _ms(started),
+                    reply_headers.get("X-Request-Id"),
+                )
+            return parse_reply(status=status, headers=reply_headers, body=raw, endpoint=endpoint)
+
+        return await self._with_retries(budget, attempt, deadline=deadline, timeout=given)
 
     async def open_stream(
         self,
@@ -363,70 +430,87 @@ class Transport:
         Raises:
             APIError: when the service answers with an error instead of a stream.
         """
-        budget = RetryBudget(
-            method=method,
-            max_retries=self.max_retries,
-            anonymous_auth=bool(self.auth and self.auth.anonymous),
-        )
-
-        async def attempt_once() -> aiohttp.ClientResponse:
-            return await self._open_stream_once(
-                method, path, budget, json=json, headers=headers, timeout=timeout
-            )
-
-        response: aiohttp.ClientResponse = await self._with_retries(budget, attempt_once)
-        return response
-
-    async def _open_stream_once(
-        self,
-        method: str,
-        path: str,
-        budget: RetryBudget,
-        *,
-        json: Any,
-        headers: Mapping[str, str] | None,
-        timeout: aiohttp.ClientTimeout,
-    ) -> aiohttp.ClientResponse:
+        budget = self._budget(method)
         endpoint = f"{method} {path}"
-        sent_headers = await self._headers(budget, headers, authenticated=True)
-        started = time.perf_counter()
-        try:
-            resp = await self.http.request(
+        url = self.url(path)
+
+        async def attempt(this_timeout: aiohttp.ClientTimeout | None) -> aiohttp.ClientResponse:
+            started = time.perf_counter()
+            resp = await self._send(
                 method,
-                self.url(path),
+                url,
+                budget,
+                endpoint=endpoint,
+                timeout=this_timeout,
+                authenticated=True,
                 json=json,
-                headers=sent_headers,
-                timeout=timeout,
-                allow_redirects=False,
+                headers=headers,
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _connection_error(exc, endpoint) from _without_frames(exc, sent_headers)
-        content_type = resp.headers.get("Content-Type", "")
-        logger.debug(
-            "%s -> %d (%s) in %.0f ms (request id %s)",
-            endpoint,
-            resp.status,
-            content_type.split(";")[0] or "no type",
-            _ms(started),
-            resp.headers.get("X-Request-Id"),
-        )
-        if resp.status < 400 and content_type.startswith("text/event-stream"):
-            return resp
-        try:
-            if resp.status >= 400:
-                raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
-            else:
-                raw = await read_capped(resp, self.max_response_bytes, endpoint)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _connection_error(exc, endpoint) from exc
-        finally:
-            resp.release()
-        data = parse_reply(status=resp.status, headers=resp.headers, body=raw, endpoint=endpoint)
-        raise APIResponseError(
-            f"expected an event stream (text/event-stream), got {content_type or 'no type'}"
-            f" with data of type {type(data).__name__}",
-            endpoint=endpoint,
-        )
+            content_type = resp.headers.get("Content-Type", "")
+            logger.debug(
+                "%s -> %d (%s) in %.0f ms (request id %s)",
+                endpoint,
+                resp.status,
+                content_type.split(";")[0] or "no type",
+                _ms(started),
+                resp.headers.get("X-Request-Id"),
+            )
+            if resp.status < 400 and content_type.startswith("text/event-stream"):
+                return resp
+            try:
+                if resp.status >= 400:
+                    raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
+                else:
+                    raw = await read_capped(resp, self.max_response_bytes, endpoint)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise _connection_error(exc, endpoint) from exc
+            finally:
+                resp.release()
+            data = parse_reply(
+                status=resp.status, headers=resp.headers, body=raw, endpoint=endpoint
+            )
+            raise APIResponseError(
+                f"expected an event stream (text/event-stream), got {content_type or 'no type'}"
+                f" with data of type {type(data).__name__}",
+                endpoint=endpoint,
+            )
+
+        return await self._with_retries(budget, attempt, timeout=timeout)
+
+    async def open_download(
+        self, url: URL, *, offset: int, timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """GET a file (from ``offset``) through the same attempt loop and redirect rules.
+
+        The token goes only when the download starts on the API host; a connection that
+        fails is retried as any GET is. Any status is returned: the caller judges it.
+
+        Raises:
+            APIConnectionError: when the request could not complete.
+        """
+        budget = self._budget("GET")
+        endpoint = f"GET {url.with_query(None)}"  # signed query strings stay out of messages
+        headers = {"Range": f"bytes={offset}-"} if offset else None
+        authenticated = self.is_api_host(url)
+
+        async def attempt(this_timeout: aiohttp.ClientTimeout | None) -> aiohttp.ClientResponse:
+            return await self._send(
+                "GET",
+                url,
+                budget,
+                endpoint=endpoint,
+                timeout=this_timeout,
+                authenticated=authenticated,
+                headers=headers,
+                follow_redirects=True,
+            )
+
+        return await self._with_retries(budget, attempt, timeout=timeout)
+
+
+def _past(deadline: float | None, wait: float) -> bool:
+    """Whether a retry after ``wait`` seconds would start past ``deadline``."""
+    return deadline is not None and asyncio.get_running_loop().time() + wait >= deadline
 
 
 class _SentHeaders(dict[str, str]):

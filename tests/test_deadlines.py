@@ -78,3 +78,31 @@ async def test_a_refused_export_is_stored_as_failed(api: ScriptedServer) -> None
             await nemo.session(SID).export()
         assert await nemo.jobs(include_finished=False) == []
         assert [r.status for r in await nemo.jobs()] == ["failed"]
+
+
+async def test_the_timeout_bounds_the_whole_call_not_each_attempt(api: ScriptedServer) -> None:
+    """Row 7: timeout=3 on a hanging GET took 10.3 s (three attempts of 3 s and backoff)."""
+    api.on("GET", "/api/credits/balance/simple", hang())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with NemoClient(base_url=api.url, token="t", timeout=0.6) as nemo:
+        with pytest.raises(nemo_sync.APITimeoutError):
+            await nemo.credits()
+    assert loop.time() - started < 1.5
+
+
+async def test_a_retry_that_cannot_start_in_time_is_not_made(
+    api: ScriptedServer, waits: list[float]
+) -> None:
+    api.reply(
+        "GET",
+        "/api/credits/balance/simple",
+        lambda: web.json_response(
+            {"code": 429, "message": "slow down"}, status=429, headers={"Retry-After": "30"}
+        ),
+    )
+    async with NemoClient(base_url=api.url, token="t", timeout=10) as nemo:
+        with pytest.raises(nemo_sync.RateLimitError):
+            await nemo.credits()
+    assert waits == []
+    assert api.count("GET", "/api/credits/balance/simple") == 1
