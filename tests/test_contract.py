@@ -673,3 +673,15 @@ async def test_an_id_with_slashes_stays_one_segment(api: ScriptedServer) -> None
             await nemo.render_job("../../credits/balance/simple").status()
     assert api.seen[0].path == "/api/render/proxy/lambda/..%2F..%2Fcredits%2Fbalance%2Fsimple"
     assert api.count(*CREDITS) == 0
+
+
+async def test_a_session_id_with_dot_segments_never_reaches_another_route(
+    api: ScriptedServer,
+) -> None:
+    """Row 9: ``s1/../../../../run_sse`` made upload() POST to /api/run_sse."""
+    api.reply("POST", "/api/run_sse", lambda: envelope({"file_id": "x"}))
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        with pytest.raises(nemo_sync.APIError):
+            await nemo.session("s1/../../../../run_sse").upload_urls(["https://x.example/a.mp4"])
+    assert api.count("POST", "/api/run_sse") == 0
+    assert api.seen[0].path == "/api/upload-video/nemo_agent/me/s1%2F..%2F..%2F..%2F..%2Frun_sse"
