@@ -1,8 +1,8 @@
 """What the service accepts: formats by extension, a cheap look at the first bytes, the size cap.
 
 Sniffing reads a few hundred bytes and recognises containers by their magic numbers. It is a
-second opinion, not a decoder: content it does not recognise is let through (the extension
-decides), but content it does recognise must agree with the extension.
+second opinion, not a decoder, but every accepted format has a signature at its start: content
+that matches none is refused, and content it does recognise must agree with the extension.
 """
 
 from __future__ import annotations
@@ -251,6 +251,15 @@ def check_format(name: str, head: bytes | None) -> Format:
         elif not ext:
             hint += " Name the file with its format's extension (filename='clip.mp4')."
         raise _unsupported(what + "." + hint)
+    if head is not None and sniffed is None:
+        # Every accepted format announces itself in its first bytes; content that matches
+        # none of them (a short text, random bytes) would only fail later, at render time,
+        # far from the file the user named.
+        raise _unsupported(
+            f"{name}: the name says {fmt.label}, but its first bytes are not those of "
+            f"{fmt.label} (nor of any format the service takes). Check that this is the file "
+            f"you meant. Supported formats: {_supported_list()}."
+        )
     if sniffed is None or fmt.family in sniffed.families:
         return fmt
     if sniffed.suggest is not None:

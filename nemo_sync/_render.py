@@ -17,6 +17,7 @@ from nemo_sync import _contract
 from nemo_sync._download import STALL_WINDOW, ProgressCallback, download
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._jobstore import JobRecord, JobStore
+from nemo_sync._retry import parse_retry_after
 from nemo_sync.errors import (
     APIConnectionError,
     APIError,
@@ -37,6 +38,10 @@ logger = logging.getLogger("nemo_sync")
 
 SUBMITTED = "submitted"  # the job store's status for a POST that may have arrived
 POLL_INTERVAL = _contract.RENDER_POLL_INTERVAL  # the service: poll every 30 s
+# Soon at first, then backing off to the service's 30 s: a render that takes seconds (the
+# emulator, a short clip) is seen done in seconds, a long one costs no more polls than before.
+POLL_SCHEDULE = (1.0, 2.0, 5.0, 10.0, 20.0, POLL_INTERVAL)
+MAX_POLL_HINT = 60.0  # a server's Retry-After on a poll is obeyed up to this
 WAIT_TIMEOUT = 900.0
 # Polls that may fail in a row (after the transport's own retries) before wait() gives up.
 MAX_POLL_FAILURES = 5
@@ -121,6 +126,7 @@ class RenderJob:
         self.id = job_id
         self.session_id = session_id
         self.last: RenderResult | None = None
+        self._hint: float | None = None  # the last poll's Retry-After, when it had one
 
     def __repr__(self) -> str:
         status = self.last.status if self.last else "unknown"
@@ -133,8 +139,10 @@ class RenderJob:
     async def status(self) -> RenderResult:
         """Poll once."""
         path = _contract.render_status_path(self.id)
-        data = await self._client._request("GET", path)
+        headers: dict[str, str] = {}
+        data = await self._client._request("GET", path, reply_headers=headers)
         result = RenderResult.from_data(data, f"GET {path}")
+        self._hint = parse_retry_after(headers)
         if self.last is None or (result.status, result.progress) != (
             self.last.status,
             self.last.progress,
@@ -149,16 +157,20 @@ class RenderJob:
         return result
 
     async def watch(
-        self, *, poll_interval: float = POLL_INTERVAL, timeout: float = WAIT_TIMEOUT
+        self, *, poll_interval: float | None = None, timeout: float = WAIT_TIMEOUT
     ) -> AsyncIterator[RenderResult]:
         """Yield a result each time the status or progress changes, until the job is done.
+
+        Polls as :meth:`wait` does (``poll_interval=None``: 1, 2, 5, 10, 20, then every 30 s,
+        or the server's ``Retry-After``).
 
         Raises:
             RenderTimeoutError: when ``timeout`` seconds pass first (the job goes on).
             APIError, APIConnectionError: when polling keeps failing.
         """
-        if poll_interval < 0 or timeout <= 0:
+        if (poll_interval is not None and poll_interval < 0) or timeout <= 0:
             raise ConfigurationError("poll_interval must be >= 0 and timeout > 0 seconds")
+        polls = 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         seen: tuple[str, float | None] | None = None
@@ -185,8 +197,17 @@ class RenderJob:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise self._late(timeout)
+            polls += 1
             # A plain sleep: an idle wait costs no CPU.
-            await asyncio.sleep(min(poll_interval, remaining))
+            await asyncio.sleep(min(self._next_wait(poll_interval, polls), remaining))
+
+    def _next_wait(self, poll_interval: float | None, polls: int) -> float:
+        """A fixed cadence when asked for; else the server's hint, else the schedule."""
+        if poll_interval is not None:
+            return poll_interval
+        if self._hint is not None:
+            return min(self._hint, MAX_POLL_HINT)
+        return POLL_SCHEDULE[min(polls, len(POLL_SCHEDULE)) - 1]
 
     def _late(self, timeout: float) -> RenderTimeoutError:
         return RenderTimeoutError(
@@ -198,14 +219,16 @@ class RenderJob:
     async def wait(
         self,
         *,
-        poll_interval: float = POLL_INTERVAL,
+        poll_interval: float | None = None,
         timeout: float = WAIT_TIMEOUT,
         on_progress: OnResult | None = None,
     ) -> RenderResult:
         """Poll until the job completes.
 
         Args:
-            poll_interval: Seconds between polls (the service suggests 30).
+            poll_interval: Seconds between polls, for a fixed cadence. By default polls come
+                soon and back off to the service's 30 s (1, 2, 5, 10, 20, then 30 s), and a
+                ``Retry-After`` on a poll reply is obeyed (up to 60 s).
             timeout: Give up waiting after this many seconds (the job is not cancelled).
             on_progress: Called with each new :class:`RenderResult` (sync or async).
 
@@ -258,7 +281,7 @@ class RenderJob:
                 raise RenderFailedError(
                     f"render {self.id} failed: {reason}", job_id=self.id, reason=reason
                 )
-            result = await self.wait(poll_interval=5.0)
+            result = await self.wait()
         transport = self._client._ensure_open()
         fallback = _contract.render_download_path(self.id)
         target = Path(dest).expanduser()

@@ -360,10 +360,12 @@ class Transport:
         authenticated: bool = True,
         timeout: aiohttp.ClientTimeout | None = None,
         replayable: bool = True,
+        reply_headers: dict[str, str] | None = None,
     ) -> Any:
         """Make one API call (retried as its failure allows) and return the envelope's data.
 
         The timeout's ``total`` bounds the whole call, retries and their waits included.
+        ``reply_headers``, when given, receives the successful reply's headers.
 
         Raises:
             APIError: (a subclass) for errors the service reported.
@@ -394,7 +396,7 @@ class Transport:
             )
             try:
                 async with resp:
-                    status, reply_headers = resp.status, resp.headers
+                    status, got = resp.status, resp.headers
                     if status >= 400:
                         raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
                     else:
@@ -407,9 +409,12 @@ class Transport:
                     endpoint,
                     status,
                     _ms(started),
-                    reply_headers.get("X-Request-Id"),
+                    got.get("X-Request-Id"),
                 )
-            return parse_reply(status=status, headers=reply_headers, body=raw, endpoint=endpoint)
+            data = parse_reply(status=status, headers=got, body=raw, endpoint=endpoint)
+            if reply_headers is not None:
+                reply_headers.update(got)
+            return data
 
         return await self._with_retries(budget, attempt, deadline=deadline, timeout=given)
 

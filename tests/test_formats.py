@@ -128,7 +128,6 @@ def test_sniff_lets_unknown_bytes_through(head: bytes) -> None:
         ("photo.jpeg", JPEG),
         ("clip.webm", MKV),
         ("clip.mp4", None),  # a stream: the extension alone decides
-        ("clip.mp4", bytes(range(256))),  # unrecognised content: the extension decides
     ],
 )
 def test_check_format_accepts(name: str, head: bytes | None) -> None:
@@ -173,3 +172,13 @@ def test_content_that_is_not_media_is_refused_whatever_the_name() -> None:
 def test_no_extension_and_unknown_content_asks_for_a_name() -> None:
     with pytest.raises(UnsupportedFileError, match=r"filename='clip\.mp4'"):
         check_format("upload", bytes(range(256)))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"hello\n", bytes(range(256)), b"\x00" * 64, b"just some notes about the shoot\n"],
+)
+def test_content_that_is_no_media_at_all_is_refused_naming_the_file(head: bytes) -> None:
+    """A text file renamed .mp4 used to pass and fail only at render, far from its name."""
+    with pytest.raises(UnsupportedFileError, match=r"notes\.mp4: the name says an MP4 video"):
+        check_format("notes.mp4", head)

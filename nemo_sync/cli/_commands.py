@@ -67,11 +67,12 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
 
 
-def _poll_interval(ctx: Context) -> float:
+def _poll_interval(ctx: Context) -> float | None:
     given: float | None = ctx.args.poll_interval
     if given is not None:
         return given
-    return 0.5 if ctx.args.local else 30.0
+    # The emulator renders in seconds; the cloud gets the SDK's backing-off schedule.
+    return 0.5 if ctx.args.local else None
 
 
 def _check_files(paths: Sequence[Path]) -> None:
