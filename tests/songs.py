@@ -37,12 +37,17 @@ class Song:
     def seconds(self) -> float:
         return self.samples.size / RATE
 
-    def write(self, path: Path) -> Path:
-        pcm = (np.clip(self.samples, -1, 1) * 32767).astype("<i2")
+    def write(self, path: Path, *, halve: bool = False) -> Path:
+        """A 16-bit WAV; ``halve`` writes it at 22050 Hz (half the size, for uploads)."""
+        samples = self.samples
+        if halve:  # average pairs first: a crude low-pass, enough against aliasing hats
+            even = samples[: samples.size // 2 * 2]
+            samples = (even[0::2] + even[1::2]) / 2
+        pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
         with wave.open(str(path), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
-            out.setframerate(RATE)
+            out.setframerate(RATE // 2 if halve else RATE)
             out.writeframes(pcm.tobytes())
         return path
 
@@ -209,24 +214,26 @@ def beatless_intro(bpm: float = 90.0, *, intro: float = 4.0, seconds: float = 24
     )
 
 
-def build_and_drop(bpm: float = 128.0) -> Song:
-    """4 bars of light groove, a 4-bar build (snare roll, rising sweep, no kick), the drop.
+def build_and_drop(bpm: float = 128.0, *, bars: tuple[int, int, int] = (4, 4, 8)) -> Song:
+    """Bars of light groove, a build (snare roll, rising sweep, no kick), then the drop.
 
-    The drop (bar 9's downbeat) brings a heavy kick on every beat, a loud bass and a crash.
+    ``bars`` counts the bars of each part. The drop brings a heavy kick on every beat, a loud
+    bass and a crash.
     """
     bar = 4 * 60.0 / bpm
-    seconds = 16 * bar + 0.5
-    beats = ramp_beats(0.3, 16 * bar, bpm, bpm)
+    seconds = sum(bars) * bar + 0.5
+    beats = ramp_beats(0.3, sum(bars) * bar, bpm, bpm)
     mix = _Mixer(seconds + 0.3, seed=11)
-    intro, build, drop = beats[:16], beats[16:32], beats[32:]
+    one, two = 4 * bars[0], 4 * (bars[0] + bars[1])
+    intro, build, drop = beats[:one], beats[one:two], beats[two:]
     _groove(mix, [*intro, build[0]], kicks=(0.0, 2.0), hats=2, kick_gain=0.5, bass=False)
     snare, step = mix.snare(decay=30.0), 60.0 / bpm
     for i, at in enumerate(build[:-1]):  # the last beat before the drop is silent
         # The roll doubles every bar: quarters, eighths, sixteenths, thirty-seconds.
-        hits = 2 ** min(3, i // 4)
+        hits = 2 ** max(0, min(3, (i // 4) + 4 - bars[1]))
         for h in range(hits):
             mix.add(at + h * step / hits, snare, 0.25 + 0.5 * i / len(build))
-    t = np.arange(int(4 * bar * RATE)) / RATE
+    t = np.arange(int(bars[1] * bar * RATE)) / RATE
     riser = np.convolve(mix.rng.normal(0, 1, t.size), np.ones(8) / 8, mode="same")
     mix.add(build[0], riser * (t / t[-1]) ** 2 * 0.15)
     mix.add(drop[0], mix.rng.normal(0, 1, RATE) * np.exp(-np.arange(RATE) / RATE * 4) * 0.3)
