@@ -147,23 +147,27 @@ class LocalRenderBackend:
                 index = 0
                 for k in range(frames):
                     t_ms = k * 1000.0 / self.fps
+                    # A frame shows the segment covering its middle: a cut lands on the frame
+                    # nearest its time (at most half a frame off), not on the next one.
+                    mid_ms = t_ms + 500.0 / self.fps
                     while (
                         index + 1 < len(video_segments)
-                        and _ms(video_segments[index + 1], "st") <= t_ms
+                        and _ms(video_segments[index + 1], "st") <= mid_ms
                     ):
                         index += 1
                     segment = video_segments[index]
                     start, length = _ms(segment, "st"), _ms(segment, "d")
                     path = media.get(str(segment.get("mid")))
-                    if path is None or not start <= t_ms < start + length:
+                    if path is None or not start <= mid_ms < start + length:
                         picture = nothing
                     else:
                         reader = readers.get(str(path))
                         if reader is None:
                             reader = readers[str(path)] = ClipReader(path, width, height)
-                        picture = reader.frame_at((_ms(segment, "in") + t_ms - start) / 1000.0)
+                        source_ms = _ms(segment, "in") + max(0.0, t_ms - start)
+                        picture = reader.frame_at(source_ms / 1000.0)
                     for begin, end, title in titles:
-                        if begin <= t_ms < end:
+                        if begin <= mid_ms < end:
                             picture = title.draw(picture)
                     # A shared frame (the encoder takes its own reference to the pixels); its
                     # time base is the filter graph's, which the encoder would rebase.
