@@ -164,7 +164,11 @@ def _add_music(session: SessionRecord, text: str, result: EditResult) -> None:
 
 
 def _beat_sync(
-    session: SessionRecord, text: str, result: EditResult, beats: BeatInfo | None
+    session: SessionRecord,
+    text: str,
+    result: EditResult,
+    beats: BeatInfo | None,
+    mode: str | None = None,
 ) -> None:
     music = pick_audio(session, text)
     clips = visual_media(session, result.draft)
@@ -182,6 +186,7 @@ def _beat_sync(
         [ClipInfo(m.id, d.label(m.name), m.kind, _clip_length(m)) for m in clips],
         beats,
         music.duration_ms or 0,
+        mode,
     )
     track = d.ensure_track(draft, d.VIDEO, "Video", session.new_id)
     names = {m.id: d.label(m.name) for m in clips}
@@ -194,10 +199,23 @@ def _beat_sync(
     meta = d.metadata(draft)
     meta["beats"] = list(plan.beats_ms)
     meta["downbeats"] = list(plan.downbeats_ms)
+    meta["drops"] = list(plan.drops_ms)
     meta["bpm"] = round(beats.bpm, 2)
     d.recompute_duration(draft)
     how = "" if beats.analyzed else " (no audio analysis here, so I used a steady 120 BPM grid)"
     how_zh = "" if beats.analyzed else "(此环境无法分析音频,按 120 BPM 的固定节拍处理)"
+    tempo = f"{beats.bpm:.0f} BPM"
+    low, high = beats.bpm_range or (beats.bpm, beats.bpm)
+    if high - low > 0.03 * beats.bpm:  # a moving tempo is reported as the range played
+        tempo = f"{low:.0f}-{high:.0f} BPM"
+    where, where_zh = _CUT_WHERE[plan.mode]
+    if mode == "drop" and plan.mode != "drop":
+        where = "on every bar (I found no drop in this music)"
+        where_zh = "每小节(这段音乐里没有找到高潮)"
+    drops = len(plan.drops_ms)
+    if drops and plan.mode != "drop":
+        where += f", and exactly on the {_count(drops, 'drop')}"
+        where_zh += f",并在 {drops} 个高潮处切换"
     result.did(
         ToolCall(
             "beat_sync",
@@ -207,13 +225,23 @@ def _beat_sync(
                 "cuts": len(track["sg"]),
                 "bpm": meta["bpm"],
                 "analysis": "audio" if beats.analyzed else "grid",
+                "mode": plan.mode,
+                "drops": drops,
             },
         ),
         f"Cut your clips on the beat of “{d.label(music.name)}”: {len(track['sg'])} cuts at "
-        f"{beats.bpm:.0f} BPM over {_seconds(length)}{how}.",
+        f"{tempo} over {_seconds(length)}, {where}{how}.",
         f"已按“{d.label(music.name)}”的节拍卡点:{len(track['sg'])} 个镜头,"
-        f"{beats.bpm:.0f} BPM,共 {_seconds(length)}{how_zh}。",
+        f"{tempo},共 {_seconds(length)},{where_zh}{how_zh}。",
     )
+
+
+_CUT_WHERE = {
+    "strong": ("on the strong beats", "在强拍上切换"),
+    "beat": ("on every beat", "每一拍切换"),
+    "bar": ("on every bar", "每小节切换"),
+    "drop": ("only on the drops", "只在高潮处切换"),
+}
 
 
 def _trim(session: SessionRecord, limit: int, result: EditResult) -> None:
@@ -232,6 +260,9 @@ def _trim(session: SessionRecord, limit: int, result: EditResult) -> None:
         )
         return
     d.trim_to(draft, limit)
+    meta = d.metadata(draft)
+    if isinstance(meta.get("drops"), list):
+        meta["drops"] = [t for t in meta["drops"] if isinstance(t, (int, float)) and t < limit]
     result.did(
         ToolCall("trim", {"end_ms": limit}, {"status": "ok", "duration_ms": draft["d"]}),
         f"Trimmed the video to {_seconds(limit)}.",
@@ -309,7 +340,7 @@ def apply_edits(
         # The first edit puts the uploaded clips on the timeline; beat sync cuts them itself.
         _ensure_video(session, result)
     if intent.sync:
-        _beat_sync(session, text, result, beats)
+        _beat_sync(session, text, result, beats, intent.cut_mode)
     elif intent.music:
         _add_music(session, text, result)
     if intent.trim_ms is not None:

@@ -16,6 +16,19 @@ _SYNC = re.compile(
     r"\b(?:sync|synch|synced|synchroni[sz]e|beats?|rhythm|on the beat)\b|卡点|节拍|踩点|同步|节奏",
     re.I,
 )
+# Where the cuts go ("cut on every beat", "every bar", "only on the drops"); none: strong beats.
+_CUT_MODES = (
+    (
+        "drop",
+        re.compile(
+            r"\b(?:only|just)\s+(?:(?:on|at)\s+)?the\s+(?:beat\s+)?drops?\b|\bdrops?\s+only\b"
+            r"|只在(?:节奏)?(?:高潮|爆发|drop)",
+            re.I,
+        ),
+    ),
+    ("bar", re.compile(r"\b(?:every|each)\s+(?:bar|measure)\b|每(?:一)?(?:个)?小节", re.I)),
+    ("beat", re.compile(r"\b(?:every|each)\s+(?:single\s+)?beat\b|每(?:一)?(?:个)?拍", re.I)),
+)
 _VOLUME = re.compile(r"\b(?:volume|loudness|level)\b|音量", re.I)
 _PERCENT = re.compile(_NUM + r"\s*%|百分之\s*(\d+)")
 _MUTE = re.compile(r"\bmute\b|静音", re.I)
@@ -56,6 +69,8 @@ class Intent:
     Attributes:
         music: Add or replace the background music.
         sync: Cut the video on the beats of the music.
+        cut_mode: Where the cuts go, when the instruction says: ``"beat"``, ``"bar"`` or
+            ``"drop"`` (see :data:`nemo_sync.local.CUT_MODES`); ``None``: strong beats.
         volume: ``(target, level)``: target ``"music"`` or ``"video"``, level 0.0-1.0.
         title: ``(text or None, duration_ms)``: ``None`` when the text was not given.
         trim_ms: Cut the timeline to this length.
@@ -70,6 +85,7 @@ class Intent:
     trim_ms: int | None = None
     aspect: str | None = None
     chinese: bool = False
+    cut_mode: str | None = None
 
     @property
     def edits(self) -> bool:
@@ -133,7 +149,8 @@ def _aspect(text: str) -> str | None:
 def parse(text: str) -> Intent:
     """The edits ``text`` asks for; an instruction with none is answered with help text."""
     volume = _volume(text)
-    sync = bool(_SYNC.search(text))
+    cut_mode = next((mode for mode, pattern in _CUT_MODES if pattern.search(text)), None)
+    sync = bool(_SYNC.search(text)) or cut_mode is not None
     music_mentioned = bool(_MUSIC.search(text))
     # "Set the music volume to 35%" mentions music but asks for no new music.
     music = music_mentioned and not sync and (volume is None or bool(_MUSIC_ADD.search(text)))
@@ -145,4 +162,5 @@ def parse(text: str) -> Intent:
         trim_ms=_trim(text),
         aspect=_aspect(text),
         chinese=bool(_CJK.search(text)),
+        cut_mode=cut_mode,
     )

@@ -29,12 +29,16 @@ class BeatInfo:
 
     Attributes:
         analyzed: True when they come from audio analysis, False for the steady grid.
+        drops_ms: Where the music drops (the grid has none).
+        bpm_range: The slowest and fastest tempo played (equal when steady).
     """
 
     bpm: float
     beats_ms: tuple[int, ...]
     downbeats_ms: tuple[int, ...]
     analyzed: bool
+    drops_ms: tuple[int, ...] = ()
+    bpm_range: tuple[float, float] | None = None
 
 
 @attrs.frozen
@@ -55,6 +59,8 @@ class CutPlanInfo:
     music_in_ms: int
     beats_ms: tuple[int, ...]
     downbeats_ms: tuple[int, ...]
+    drops_ms: tuple[int, ...] = ()
+    mode: str = "strong"
 
 
 def _ints(values: Any) -> tuple[int, ...]:
@@ -92,21 +98,30 @@ def analyse_beats(path: Path, duration_ms: int) -> BeatInfo:
         beats = tuple(beat_grid(GRID_BPM, duration_ms))
         return BeatInfo(GRID_BPM, beats, beats[::BEATS_PER_BAR], analyzed=False)
     found = analyze_beats(path)
+    low, high = found.bpm_range
     return BeatInfo(
-        float(found.bpm), _ints(found.beats_ms), _ints(found.downbeats_ms), analyzed=True
+        float(found.bpm),
+        _ints(found.beats_ms),
+        _ints(found.downbeats_ms),
+        analyzed=True,
+        drops_ms=_ints(found.drops_ms),
+        bpm_range=(float(low), float(high)),
     )
 
 
-def plan_cuts(clips: Sequence[ClipInfo], beats: BeatInfo, music_ms: int) -> CutPlanInfo:
+def plan_cuts(
+    clips: Sequence[ClipInfo], beats: BeatInfo, music_ms: int, mode: str | None = None
+) -> CutPlanInfo:
     """Cut the clips on the beats with the local engine's planner (pure Python).
 
     The edit lasts as long as the shorter of the music and the clips laid end to end, so
-    neither loops nor runs silent.
+    neither loops nor runs silent. Every drop gets a cut; ``mode`` says where the others go
+    (``None``: strong beats).
 
     Raises:
         ValueError: when there is nothing to cut.
     """
-    from nemo_sync.local.plan import Clip, plan_beat_cuts
+    from nemo_sync.local.plan import CUT_MODES, Clip, plan_beat_cuts
 
     clips_ms = sum(c.duration_ms for c in clips)
     total = min(music_ms, clips_ms) if music_ms > 0 else clips_ms
@@ -114,13 +129,17 @@ def plan_cuts(clips: Sequence[ClipInfo], beats: BeatInfo, music_ms: int) -> CutP
         [Clip(media_id=c.media_id, name=c.name, duration_ms=c.duration_ms) for c in clips],
         beats_ms=beats.beats_ms,
         downbeats_ms=beats.downbeats_ms,
+        drops_ms=beats.drops_ms,
         total_ms=total,
+        mode=next((m for m in CUT_MODES if m == mode), "strong"),
     )
     return CutPlanInfo(
         segments=[dict(s) for s in plan.video_segments],
         music_in_ms=int(plan.music_in_ms),
         beats_ms=_ints(plan.beats_ms),
         downbeats_ms=_ints(plan.downbeats_ms),
+        drops_ms=_ints(plan.drops_ms),
+        mode=str(plan.mode),
     )
 
 

@@ -1,5 +1,8 @@
 """The local render engine: beat analysis, cut planning and H.264/AAC encoding, offline.
 
+:func:`analyze_beats` returns everything it found (beats, downbeats, drops, the tempo curve
+and the BPM range) as a :class:`BeatAnalysis`, for the cut planner or for a plot.
+
 Needs the ``local`` extra (``pip install 'nemo-sync[local]'``: av, numpy, pillow) for
 everything but :mod:`nemo_sync.local.plan`, which is pure Python. Importing this package
 never fails; using a heavy name without the extra raises :class:`MissingExtraError`.
@@ -10,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from nemo_sync.local.plan import Clip, CutPlan, beat_grid, plan_beat_cuts
+from nemo_sync.local.plan import CUT_MODES, Clip, CutMode, CutPlan, beat_grid, plan_beat_cuts
 
 if TYPE_CHECKING:
     from nemo_sync.local._beats import BeatAnalysis, analyze_beats
@@ -19,8 +22,10 @@ if TYPE_CHECKING:
     from nemo_sync.local._samples import SampleMedia, make_sample_media
 
 __all__ = [
+    "CUT_MODES",
     "BeatAnalysis",
     "Clip",
+    "CutMode",
     "CutPlan",
     "LocalRenderBackend",
     "MediaInfo",

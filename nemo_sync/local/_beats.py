@@ -1,4 +1,12 @@
-"""Beat tracking: onset strength, tempo, and the Ellis (2007) dynamic-programming tracker.
+"""Beat tracking that follows the tempo: dynamic programming over a moving beat period.
+
+The tracker of Ellis (2007) scores a chain of beats by the onset strength at each beat,
+less a penalty for every gap that differs from the beat period; here the period is the local
+one from :mod:`nemo_sync.local._tempo`, so a chain keeps its phase through a ramp or a drift.
+Two changes let it skip music with no pulse: the onset strength is counted above a floor (a
+frame of pads or noise costs a little instead of paying a little), and a chain may jump over a
+stretch at a fixed cost, so a beatless intro or a break gets no beats while the beats on both
+sides stay one chain.
 
 D. P. W. Ellis, "Beat Tracking by Dynamic Programming", J. New Music Research 36(1), 2007.
 """
@@ -13,130 +21,103 @@ import numpy as np
 import numpy.typing as npt
 
 from nemo_sync.local._audio import decode
+from nemo_sync.local._bars import find_downbeats, find_drops
+from nemo_sync.local._onset import FPS, HOP, N_FFT, RATE, Features, features
+from nemo_sync.local._tempo import TempoPath, tempo_path
 
-RATE = 22050
-N_FFT = 1024
-HOP = 256
-FPS = RATE / HOP  # onset frames per second (~86)
-_BLOCK = 4096  # frames per FFT block: bounded memory for long tracks
+__all__ = ["RATE", "BeatAnalysis", "analyze_beats", "analyze_samples"]
+
 _TIGHTNESS = 100.0
-_MIN_BPM, _MAX_BPM, _PRIOR_BPM = 60.0, 200.0, 120.0
+_FLOOR = 0.2  # of a typical beat's onset strength: weaker frames cost instead of paying
+_JUMP_COST = 3.0  # in typical beats' strength: what skipping a pulseless stretch costs
+_MIN_CLARITY = 0.12  # tempogram periodicity below which a stretch has no pulse to follow
+_ONSET_FRACTION = 0.7  # where in the FFT window an onset's flux peaks (measured on clicks)
 
 Array = npt.NDArray[np.float64]
 
 
 @attrs.frozen
 class BeatAnalysis:
-    """The beats of a piece of music (times in ms from its start)."""
+    """The beats of a piece of music (times in ms from its start).
+
+    Attributes:
+        bpm: The tempo a listener would tap (the median over the song).
+        beats_ms: Every beat.
+        downbeats_ms: The first beat of every bar.
+        duration_ms: The length of the audio.
+        drops_ms: Where the music surges after a build or a break (each is a beat).
+        tempo_ms: ``(time_ms, bpm)`` pairs: the tempo curve, one point per beat.
+        bpm_range: The slowest and fastest tempo played (equal for a steady song).
+    """
 
     bpm: float
     beats_ms: list[int]
     downbeats_ms: list[int]
     duration_ms: int
+    drops_ms: list[int] = attrs.field(factory=list)
+    tempo_ms: list[tuple[int, float]] = attrs.field(factory=list)
+    bpm_range: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def steady(self) -> bool:
+        """Whether the tempo stays within 3% of the median throughout."""
+        low, high = self.bpm_range
+        return self.bpm <= 0 or (high - low) <= 0.03 * self.bpm
 
 
-_LOW_HZ = 200.0  # kick and bass: where a bar's downbeat is usually heaviest
+def onset_envelope(found: Features) -> Array:
+    """What the tracker follows: every onset, plus the kick and bass weighted as much again.
+
+    Busy hi-hats make as much broadband flux as a kick; the low band is what says which of
+    the sixteenth notes is the beat.
+    """
+    env: Array = found.flux + found.low
+    return env
 
 
-def onset_strength(samples: npt.NDArray[np.float32]) -> Array:
-    """Spectral flux of the log-magnitude spectrum, one value per hop, detrended."""
-    return _onset_envelopes(samples)[0]
-
-
-def _onset_envelopes(samples: npt.NDArray[np.float32]) -> tuple[Array, Array]:
-    """(all bands, low band) spectral-flux envelopes, one value per hop, detrended."""
-    if samples.size < N_FFT:
-        return np.zeros(1), np.zeros(1)
-    window = np.hanning(N_FFT).astype(np.float32)
-    frames_total = 1 + (samples.size - N_FFT) // HOP
-    view = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP][:frames_total]
-    flux = np.zeros(frames_total)
-    low = np.zeros(frames_total)
-    low_bins = max(2, int(_LOW_HZ * N_FFT / RATE))
-    previous: npt.NDArray[np.float32] | None = None
-    previous_low: npt.NDArray[np.float32] | None = None
-    for start in range(0, frames_total, _BLOCK):
-        block = view[start : start + _BLOCK] * window
-        linear = np.abs(np.fft.rfft(block, axis=1)).astype(np.float32)
-        mag = np.log1p(100.0 * linear)
-        first = previous if previous is not None else mag[:1]
-        rises = np.maximum(0.0, np.diff(np.vstack([first.reshape(1, -1), mag]), axis=0))
-        flux[start : start + len(rises)] = rises.mean(axis=1)
-        # The low band stays linear: log compression would make a soft kick and an accented
-        # one look alike, and the accent is what marks the bar.
-        low_band = linear[:, :low_bins].sum(axis=1)
-        first_low = previous_low if previous_low is not None else low_band[:1]
-        low[start : start + len(rises)] = np.maximum(
-            0.0, np.diff(np.concatenate([first_low, low_band]))
-        )
-        previous = mag[-1]
-        previous_low = low_band[-1:]
-    return _detrend(flux), _detrend(low)
-
-
-def _detrend(flux: Array) -> Array:
-    """Remove the slow trend so sustained loud parts do not look like onsets; unit scale."""
-    width = int(FPS * 0.5) | 1
-    trend = np.convolve(flux, np.ones(width) / width, mode="same")
-    env = np.maximum(0.0, flux - trend)
-    std = env.std()
-    return env / std if std > 0 else env
-
-
-def estimate_period(env: Array) -> float:
-    """The beat period in frames: the autocorrelation peak, weighted by a prior near 120 BPM."""
-    min_lag = int(FPS * 60.0 / _MAX_BPM)
-    max_lag = int(FPS * 60.0 / _MIN_BPM)
-    centred = env - env.mean()
-    n = len(centred)
-    if n <= max_lag + 2:
-        return FPS * 60.0 / _PRIOR_BPM
-    spectrum = np.fft.rfft(centred, 2 * n)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: max_lag + 2]
-    lags = np.arange(min_lag, max_lag + 1)
-    bpm = 60.0 * FPS / lags
-    prior = np.exp(-0.5 * (np.log2(bpm / _PRIOR_BPM) / 1.0) ** 2)
-    weighted = acf[min_lag : max_lag + 1] * prior
-    best = int(lags[int(np.argmax(weighted))])
-    # Parabolic interpolation for a fractional period.
-    a, b, c = acf[best - 1], acf[best], acf[best + 1]
-    denom = a - 2 * b + c
-    shift = 0.5 * (a - c) / denom if denom != 0 else 0.0
-    return float(best + max(-0.5, min(0.5, shift)))
-
-
-def track_beats(env: Array, period: float) -> list[int]:
-    """Beat frames by dynamic programming: onsets rewarded, off-tempo gaps penalised."""
+def track(env: Array, period: Array, clarity: Array) -> list[int]:
+    """Beat frames: the best chain of onsets spaced by the local ``period`` (frames)."""
     n = len(env)
     if n == 0:
         return []
-    offsets = np.arange(max(1, round(period / 2)), round(2 * period) + 1)
-    penalty = -_TIGHTNESS * np.log(offsets / period) ** 2
-    score = env.copy()
-    backlink = np.full(n, -1, dtype=np.int64)
-    for t in range(int(offsets[0]), n):
-        prev = t - offsets
-        valid = prev >= 0
-        candidates = score[prev[valid]] + penalty[valid]
-        best = int(np.argmax(candidates))
-        if candidates[best] > 0:
-            score[t] = env[t] + candidates[best]
-            backlink[t] = prev[valid][best]
-        # else: no predecessor helps, so a chain of beats may start here (the first beat).
-    # End on the best-scoring frame within the last period.
-    tail = max(0, n - round(period))
-    beat = tail + int(np.argmax(score[tail:]))
+    # A typical beat's strength: the median of the strongest onset in each beat-long window.
+    step = max(1, round(float(np.median(period))))
+    usable = n - n % step if n >= step else n
+    peaks = env[:usable].reshape(-1, step).max(axis=1) if n >= step else env
+    typical = float(np.median(peaks)) or 1.0
+    gain = np.where(clarity >= _MIN_CLARITY, env - _FLOOR * typical, -typical)
+    jump_cost = _JUMP_COST * typical
+    score = gain.copy()
+    back = np.full(n, -1, dtype=np.int64)
+    best_before = np.full(n, -np.inf)  # best score of any frame before t
+    best_at = np.zeros(n, dtype=np.int64)
+    for t in range(1, n):
+        p = float(period[t])
+        lo, hi = max(1, round(0.5 * p)), min(t, round(2.0 * p))
+        candidate, link = 0.0, -1  # 0: a chain may start here
+        if lo <= hi:
+            offsets = np.arange(lo, hi + 1)
+            values = score[t - offsets] - _TIGHTNESS * np.log(offsets / p) ** 2
+            k = int(np.argmax(values))
+            if values[k] > candidate:
+                candidate, link = float(values[k]), t - int(offsets[k])
+        # Or jump over a stretch with no pulse, from any frame at least two beats back.
+        far = t - round(2.0 * p)
+        if far >= 0 and best_before[far] - jump_cost > candidate:
+            candidate, link = float(best_before[far] - jump_cost), int(best_at[far])
+        score[t] += candidate
+        back[t] = link
+        if score[t] > best_before[t - 1]:
+            best_before[t], best_at[t] = score[t], t
+        else:
+            best_before[t], best_at[t] = best_before[t - 1], best_at[t - 1]
     beats = []
+    beat = int(np.argmax(score))
     while beat >= 0:
         beats.append(beat)
-        beat = int(backlink[beat])
+        beat = int(back[beat])
     beats.reverse()
-    # Drop weak beats at the edges (silence before the music starts or after it ends).
-    strength = env[beats]
-    threshold = 0.5 * float(np.sqrt(np.mean(strength**2))) if beats else 0.0
-    first = next((i for i, s in enumerate(strength) if s >= threshold), 0)
-    last = len(beats) - next((i for i, s in enumerate(strength[::-1]) if s >= threshold), 0)
-    return beats[first:last]
+    return beats
 
 
 def _refine(env: Array, frame: int) -> float:
@@ -158,35 +139,54 @@ def _frame_to_ms(frame: float) -> int:
     return round((frame * HOP + N_FFT * _ONSET_FRACTION) * 1000.0 / RATE)
 
 
-_ONSET_FRACTION = 0.7
+def _tempo_curve(beats_ms: list[int]) -> list[tuple[int, float]]:
+    """One tempo per beat: 60 s over the median of the nearby beat gaps (beats in one run)."""
+    if len(beats_ms) < 2:
+        return []
+    gaps = np.diff(beats_ms).astype(np.float64)
+    typical = float(np.median(gaps))
+    curve = []
+    for i, at in enumerate(beats_ms[:-1]):
+        near = gaps[max(0, i - 3) : i + 4]
+        near = near[near < 1.5 * typical]  # a jump over a break is not a tempo
+        if near.size:
+            curve.append((at, round(60000.0 / float(np.median(near)), 2)))
+    return curve
 
 
 def analyze_samples(samples: npt.NDArray[np.float32]) -> BeatAnalysis:
-    """Beats of mono float32 samples at :data:`RATE`."""
-    env, low = _onset_envelopes(samples)
-    period = estimate_period(env)
-    frames = track_beats(env, period)
-    beats_ms = [_frame_to_ms(_refine(env, f)) for f in frames]
-    if len(beats_ms) >= 2:
-        bpm = 60000.0 / float(np.median(np.diff(beats_ms)))
+    """Beats, downbeats, drops and tempo of mono float32 samples at :data:`RATE`."""
+    found = features(samples)
+    env = onset_envelope(found)
+    path: TempoPath = tempo_path(env)
+    period = path.period_frames(len(env))
+    clarity = np.interp(np.arange(len(env)) / FPS, path.times_s, path.clarity)
+    frames = track(env, period, clarity)
+    # Onto the broadband onset: the kick's low end swells a few ms after its click.
+    beats_ms = [_frame_to_ms(_refine(found.flux, f)) for f in frames]
+    curve = _tempo_curve(beats_ms)
+    if curve:
+        tempi = np.array([bpm for _, bpm in curve])
+        bpm = float(np.median(tempi))
+        low, high = (float(v) for v in np.percentile(tempi, [5, 95]))
     else:
-        bpm = 60.0 * FPS / period
-    # Downbeats: the bar phase (of 4) whose beats carry the most low-band (kick, bass) onset.
-    downbeats_ms: list[int] = []
-    if frames:
-        strengths = np.array([low[max(0, f - 2) : f + 3].max() for f in frames])
-        phase = max(range(min(4, len(frames))), key=lambda p: float(strengths[p::4].sum()))
-        downbeats_ms = beats_ms[phase::4]
+        bpm = float(np.median(path.bpm))
+        low = high = bpm
+    downbeat_index = find_downbeats(frames, found)
+    drop_index = find_drops(frames, downbeat_index, found)
     return BeatAnalysis(
         bpm=round(bpm, 2),
         beats_ms=beats_ms,
-        downbeats_ms=downbeats_ms,
+        downbeats_ms=[beats_ms[i] for i in downbeat_index],
         duration_ms=math.floor(samples.size * 1000 / RATE),
+        drops_ms=[beats_ms[i] for i in drop_index],
+        tempo_ms=curve,
+        bpm_range=(round(low, 1), round(high, 1)),
     )
 
 
 def analyze_beats(path: str | Path) -> BeatAnalysis:
-    """Find the beats of an audio file, or of the sound of a video file.
+    """Find the beats, downbeats, drops and tempo of an audio file, or a video's sound.
 
     Raises:
         av.error.FFmpegError: when the file cannot be decoded.

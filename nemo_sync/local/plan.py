@@ -9,13 +9,20 @@ import bisect
 import itertools
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-# A cut this close to a downbeat ("drop") moves onto it rather than making a tiny shot.
+# A cut this close to a downbeat moves onto it rather than making a tiny shot.
 _SNAP_MS = 80
 _SCENE_MATCH_MS = 60
+# No shot is ever shorter than this, whatever the mode: a flash reads as a glitch.
+_FLASH_MS = 250
+
+CutMode = Literal["strong", "beat", "bar", "drop"]
+CUT_MODES: tuple[CutMode, ...] = ("strong", "beat", "bar", "drop")
+"""Where cuts go: ``strong`` beats (bar starts, then every N-th beat, at least ``min_shot_ms``
+apart) and every drop; every ``beat``; every ``bar``; or only on the drops (``drop``)."""
 
 
 @attrs.frozen
@@ -37,13 +44,18 @@ class CutPlan:
         music_in_ms: Where in the music the timeline starts (non-zero when the music was
             shifted so its strong beats meet a single clip's scene changes).
         beats_ms: The beats on the timeline (after the shift).
-        downbeats_ms: The downbeats ("drops") on the timeline.
+        downbeats_ms: The downbeats (bar starts) on the timeline.
+        drops_ms: The drops on the timeline (each one has a cut).
+        mode: The cut mode used: the one asked for, or ``"bar"`` when ``"drop"`` was asked
+            for and the music has no drops.
     """
 
     video_segments: list[dict[str, Any]]
     music_in_ms: int
     beats_ms: list[int]
     downbeats_ms: list[int]
+    drops_ms: list[int] = attrs.field(factory=list)
+    mode: CutMode = "strong"
 
 
 def beat_grid(bpm: float, total_ms: int, *, offset_ms: int = 0) -> list[int]:
@@ -56,42 +68,59 @@ def beat_grid(bpm: float, total_ms: int, *, offset_ms: int = 0) -> list[int]:
 
 
 def _cut_points(
-    beats: Sequence[int], downbeats: Sequence[int], total_ms: int, min_shot_ms: int
+    beats: Sequence[int],
+    downbeats: Sequence[int],
+    drops: Sequence[int],
+    *,
+    total_ms: int,
+    min_shot_ms: int,
+    mode: CutMode,
 ) -> list[int]:
-    """Timeline positions (ms) where a shot starts: 0, beats every N, and the downbeats."""
+    """Timeline positions (ms) where a shot starts: 0, then the points the mode asks for.
+
+    Drops come first and are kept exactly; then bar starts (snapped onto the beat grid);
+    then, for ``strong``, every N-th beat counted from a bar start, N the smallest step that
+    keeps every shot ``min_shot_ms`` long. ``beat`` and ``bar`` cut on every one of theirs
+    that leaves no flash; ``drop`` cuts nowhere else.
+    """
     inside = sorted({b for b in beats if 0 <= b < total_ms})
-    if len(inside) < 2:
-        return [0]
-    interval = statistics.median(b - a for a, b in itertools.pairwise(inside))
-    every = max(1, -(-min_shot_ms // max(int(interval), 1)))  # ceil: no shot under min_shot
-    # Downbeats are cuts first (snapped onto the beat grid), then every N-th beat fills in.
-    beat_set = inside
     cuts: list[int] = []
+    shortest = min_shot_ms if mode == "strong" else min(min_shot_ms, _FLASH_MS)
 
     def fits(point: int) -> bool:
         i = bisect.bisect_left(cuts, point)
-        before_ok = i == 0 or point - cuts[i - 1] >= min_shot_ms
-        after_ok = i == len(cuts) or cuts[i] - point >= min_shot_ms
-        return before_ok and after_ok
+        before_ok = i == 0 or point - cuts[i - 1] >= shortest
+        after_ok = i == len(cuts) or cuts[i] - point >= shortest
+        return before_ok and after_ok and point not in cuts
 
-    for drop in sorted(downbeats):
-        j = bisect.bisect_left(beat_set, drop)
-        near = [beat_set[k] for k in (j - 1, j) if 0 <= k < len(beat_set)]
-        snapped = min(near, key=lambda b: abs(b - drop)) if near else None
-        if snapped is not None and abs(snapped - drop) <= _SNAP_MS and fits(snapped):
-            bisect.insort(cuts, snapped)
-    # Fill in every N-th beat counted from the first downbeat, so fills share the bar's phase.
-    phase = beat_set.index(cuts[0]) % every if cuts else 0
-    for point in beat_set[phase::every]:
-        if point not in cuts and fits(point):
-            bisect.insort(cuts, point)
-    if not cuts or cuts[0] != 0:
-        # The first shot starts at 0 even when the first beat comes later.
-        cuts = [c for c in cuts if c >= min_shot_ms or c == 0]
-        if not cuts or cuts[0] != 0:
-            cuts.insert(0, 0)
+    for drop in sorted(d for d in drops if 0 < d < total_ms):
+        if fits(drop):
+            bisect.insort(cuts, drop)
+    if mode != "drop" and len(inside) >= 2:
+        for bar in sorted(downbeats):
+            j = bisect.bisect_left(inside, bar)
+            near = [inside[k] for k in (j - 1, j) if 0 <= k < len(inside)]
+            snapped = min(near, key=lambda b: abs(b - bar)) if near else None
+            if snapped is not None and abs(snapped - bar) <= _SNAP_MS and fits(snapped):
+                bisect.insort(cuts, snapped)
+        fill: Sequence[int] = ()
+        if mode == "beat":
+            fill = inside
+        elif mode == "strong":
+            interval = statistics.median(b - a for a, b in itertools.pairwise(inside))
+            every = max(1, -(-min_shot_ms // max(int(interval), 1)))  # ceil: no short shot
+            # Counted from the first bar start, so the fills share the bar's phase.
+            first_bar = next((c for c in cuts if c in inside), None)
+            phase = inside.index(first_bar) % every if first_bar is not None else 0
+            fill = inside[phase::every]
+        for point in fill:
+            if fits(point):
+                bisect.insort(cuts, point)
+    # The first shot starts at 0 even when the first beat comes later; no flash after it.
+    cuts = [c for c in cuts if c >= shortest]
+    cuts.insert(0, 0)
     # The last shot must not be a flash either.
-    while len(cuts) > 1 and total_ms - cuts[-1] < min_shot_ms:
+    while len(cuts) > 1 and total_ms - cuts[-1] < shortest:
         cuts.pop()
     return cuts
 
@@ -103,22 +132,39 @@ def plan_beat_cuts(
     downbeats_ms: Sequence[int],
     total_ms: int,
     min_shot_ms: int = 700,
+    drops_ms: Sequence[int] = (),
+    mode: CutMode = "strong",
 ) -> CutPlan:
     """Cut ``clips`` (in order, looping when the music is longer) so every cut is on a beat.
 
     With a single clip that has scene changes, the clip is kept whole and the music is
     shifted instead, so that its strongest beats meet the scene changes.
 
+    Args:
+        clips: The clips, in the order they are shown.
+        beats_ms: The music's beats.
+        downbeats_ms: The beats that start a bar.
+        total_ms: The length of the edit.
+        min_shot_ms: The shortest shot in ``strong`` mode (other modes allow 250 ms).
+        drops_ms: Where the music drops: each gets a cut exactly there, in every mode.
+        mode: Where the other cuts go (see :data:`CUT_MODES`).
+
     Raises:
-        ValueError: when there are no clips or the total is not positive.
+        ValueError: when there are no clips, the total is not positive or the mode unknown.
     """
     if not clips:
         raise ValueError("no clips to cut: upload a video first")
     if total_ms <= 0:
         raise ValueError(f"total_ms must be positive; got {total_ms}")
+    if mode not in CUT_MODES:
+        raise ValueError(f"mode must be one of {', '.join(CUT_MODES)}; got {mode!r}")
     if len(clips) == 1 and clips[0].scene_changes_ms:
         return _align_music_to_scenes(clips[0], beats_ms, downbeats_ms, total_ms)
-    cuts = _cut_points(beats_ms, downbeats_ms, total_ms, min_shot_ms)
+    drops = sorted(d for d in drops_ms if 0 < d < total_ms)
+    used: CutMode = "bar" if mode == "drop" and not drops else mode
+    cuts = _cut_points(
+        beats_ms, downbeats_ms, drops, total_ms=total_ms, min_shot_ms=min_shot_ms, mode=used
+    )
     bounds = [*cuts, total_ms]
     segments: list[dict[str, Any]] = []
     position = {clip.media_id: 0 for clip in clips}
@@ -141,7 +187,7 @@ def plan_beat_cuts(
         )
     beats = sorted(b for b in beats_ms if 0 <= b <= total_ms)
     downbeats = sorted(b for b in downbeats_ms if 0 <= b <= total_ms)
-    return CutPlan(segments, 0, beats, downbeats)
+    return CutPlan(segments, 0, beats, downbeats, [d for d in drops if d in cuts], used)
 
 
 def _align_music_to_scenes(
