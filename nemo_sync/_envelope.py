@@ -9,6 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from nemo_sync._contract import (
+    CODE_FILE_TOO_LARGE,
+    CODE_NO_CREDITS,
+    CODE_SESSION_NOT_FOUND,
+    CODE_UNSUPPORTED_FILE,
     MAX_UPLOAD_BYTES,
     STATUS_TOKEN_REJECTED,
     SUPPORTED_FORMATS,
@@ -77,13 +81,13 @@ def map_error(
             f"SDK use an anonymous one. Server said: {message or 'unauthorized'}",
             **common,
         )
-    if code == 1002:
+    if code == CODE_SESSION_NOT_FOUND:
         return SessionNotFoundError(
             "The session was not found (expired or never created). "
             "Start a new one with create_session().",
             **common,
         )
-    if code == 2001:
+    if code == CODE_NO_CREDITS:
         bind_url = _find_bind_url(message, data)
         hint = (
             f"Register to get more credits: {bind_url}"
@@ -91,7 +95,7 @@ def map_error(
             else "Top up credits in your account."
         )
         return InsufficientCreditsError(f"Not enough credits. {hint}", bind_url=bind_url, **common)
-    if code == 4001:
+    if code == CODE_UNSUPPORTED_FILE:
         return UnsupportedFileError(
             "The service does not accept this file's format. Supported formats: "
             + ", ".join(SUPPORTED_FORMATS)
@@ -99,7 +103,7 @@ def map_error(
             supported=SUPPORTED_FORMATS,
             **common,
         )
-    if code == 4002:
+    if code == CODE_FILE_TOO_LARGE:
         return FileTooLargeError(
             "The file is too large for the service (500 MB at most). "
             "Compress it or trim it, then upload again.",

@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-VIDEO, AUDIO, TEXT = 0, 1, 7
+from nemo_sync._contract import TRACK_AUDIO, TRACK_TEXT, TRACK_VIDEO
+
+VIDEO, AUDIO, TEXT = TRACK_VIDEO, TRACK_AUDIO, TRACK_TEXT  # the API's track types
+
 IMAGE_SECONDS_MS = 3000
 CANVAS = {"9:16": (1080, 1920), "16:9": (1920, 1080), "1:1": (1080, 1080)}
 

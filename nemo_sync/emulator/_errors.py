@@ -5,19 +5,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nemo_sync._contract import SUPPORTED_FORMATS
+from nemo_sync._contract import (
+    CODE_BAD_TOKEN,
+    CODE_FILE_TOO_LARGE,
+    CODE_NO_CREDITS,
+    CODE_SESSION_NOT_FOUND,
+    CODE_UNSUPPORTED_FILE,
+    MAX_UPLOAD_BYTES,
+    SUPPORTED_FORMATS,
+)
 
 # The HTTP status each API code comes with. 2001 rides on HTTP 200: the contract says an error
-# may be a non-zero code with a 200, and clients must handle that shape too.
-STATUS_OF_CODE = {1001: 401, 1002: 404, 2001: 200, 4000: 400, 4001: 400, 4002: 413, 4004: 404}
+# may be a non-zero code with a 200, and clients must handle that shape too. 4000 and 4004
+# are the emulator's own (a malformed request, an unknown id).
+STATUS_OF_CODE = {
+    CODE_BAD_TOKEN: 401,
+    CODE_SESSION_NOT_FOUND: 404,
+    CODE_NO_CREDITS: 200,
+    4000: 400,
+    CODE_UNSUPPORTED_FILE: 400,
+    CODE_FILE_TOO_LARGE: 413,
+    4004: 404,
+}
 
 DEFAULT_MESSAGES = {
-    1001: "invalid or expired token",
-    1002: "session not found",
-    2001: "insufficient credits",
+    CODE_BAD_TOKEN: "invalid or expired token",
+    CODE_SESSION_NOT_FOUND: "session not found",
+    CODE_NO_CREDITS: "insufficient credits",
     4000: "bad request",
-    4001: "unsupported file format; supported formats: " + ", ".join(SUPPORTED_FORMATS),
-    4002: "file too large (max 500 MB)",
+    CODE_UNSUPPORTED_FILE: "unsupported file format; supported formats: "
+    + ", ".join(SUPPORTED_FORMATS),
+    CODE_FILE_TOO_LARGE: f"file too large (max {MAX_UPLOAD_BYTES // (1024 * 1024)} MB)",
     4004: "not found",
 }
 

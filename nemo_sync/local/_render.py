@@ -23,13 +23,14 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from nemo_sync._contract import TRACK_AUDIO, TRACK_TEXT, TRACK_VIDEO
 from nemo_sync.local._audio import decode
 from nemo_sync.local._frames import PIX_FMT, ClipReader, Title, black
 
 FPS = 30
 AUDIO_RATE = 44100
 AUDIO_FRAME = 1024
-VIDEO, AUDIO, TEXT = 0, 1, 7
+VIDEO, AUDIO, TEXT = TRACK_VIDEO, TRACK_AUDIO, TRACK_TEXT  # the API's track types
 
 
 def _segments(draft: Mapping[str, Any], track_type: int) -> list[dict[str, Any]]:
