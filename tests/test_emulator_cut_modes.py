@@ -48,7 +48,7 @@ async def _sync(raw: Raw, song: bytes, text: str) -> tuple[dict[str, Any], list[
         assert (await raw.upload(session_id, name, content)).status == 200
     stream = await raw.chat(session_id, text)
     assert [c["name"] for c in stream.calls] == ["beat_sync"]
-    draft = (await raw.state(session_id)).data["draft"]
+    draft = (await raw.state(session_id)).data["state"]["draft"]
     video = next(t for t in draft["t"] if t["tt"] == 0)["sg"]
     return draft, [s["st"] for s in video[1:]], stream.texts[0]
 
