@@ -22,10 +22,11 @@ from nemo_sync._events import (
 )
 from nemo_sync._gui import SuggestedAction, SuggestedKind
 from nemo_sync._jobstore import JobRecord
-from nemo_sync._models import Credits, Media, SessionState
+from nemo_sync._models import Credits, Media
 from nemo_sync._render import RenderJob, RenderResult
 from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
+from nemo_sync._session_state import SessionState
 from nemo_sync._upload import UploadBatchError, UploadFile
 from nemo_sync._upload_body import InvalidUploadError
 from nemo_sync._version import __version__

@@ -14,6 +14,7 @@ import attrs
 
 from nemo_sync import _contract, _events, _gui, _sse
 from nemo_sync._retry import sleep as retry_sleep
+from nemo_sync._session_state import fetch_state
 from nemo_sync.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -23,8 +24,8 @@ from nemo_sync.errors import (
 )
 
 if TYPE_CHECKING:
+    from nemo_sync._api import Api
     from nemo_sync._gui import SuggestedAction
-    from nemo_sync._session import Session
     from nemo_sync.draft import Change, Draft
 
 logger = logging.getLogger("nemo_sync")
@@ -129,7 +130,8 @@ class ChatTurn:
 
     def __init__(
         self,
-        session: Session,
+        api: Api,
+        session_id: str,
         text: str,
         *,
         on_still_working: StillWorking | None = None,
@@ -145,7 +147,8 @@ class ChatTurn:
             raise ValueError(
                 "timeout, idle_timeout and still_working_every must be positive seconds"
             )
-        self._session = session
+        self._api = api
+        self._session_id = session_id
         self.text = text
         self._on_still_working = on_still_working
         self._still_working_every = still_working_every
@@ -171,7 +174,7 @@ class ChatTurn:
 
     def __repr__(self) -> str:
         state = "finished" if self._finished else "streaming" if self._started else "not started"
-        return f"ChatTurn(session={self._session.id!r}, {state}, events={len(self._events)})"
+        return f"ChatTurn(session={self._session_id!r}, {state}, events={len(self._events)})"
 
     @property
     def events(self) -> list[_events.ChatEvent]:
@@ -255,7 +258,7 @@ class ChatTurn:
             response.close()
 
     def _body(self) -> dict[str, Any]:
-        return _contract.chat_body(self._session.id, self.text)
+        return _contract.chat_body(self._session_id, self.text)
 
     async def _start(self) -> None:
         if self._started:
@@ -264,11 +267,10 @@ class ChatTurn:
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + self._timeout
         if self._track_changes:
-            self._draft_before = (await self._session.state()).draft
-        transport = self._session.client._ensure_open()
+            self._draft_before = (await fetch_state(self._api, self._session_id)).draft
         remaining = max(self._deadline - loop.time(), 0.001)
         try:
-            self._response = await transport.open_stream(
+            self._response = await self._api.open_stream(
                 "POST",
                 _contract.RUN_SSE_PATH,
                 json=self._body(),
@@ -451,7 +453,7 @@ class ChatTurn:
         # The retry sleep: nemo_sync.testing.disable_waits() skips these waits in tests.
         await retry_sleep(first_wait)
         for read in range(1, max_unchanged + 1):
-            after = (await self._session.state()).draft
+            after = (await fetch_state(self._api, self._session_id)).draft
             if baseline is None:
                 # No state from before the turn (track_changes=False): the first read is the
                 # baseline, so only changes that land after it can be seen.
@@ -476,7 +478,7 @@ class ChatTurn:
         draft_after: Draft | None = None
         if self._track_changes or not text:
             try:
-                draft_after = (await self._session.state()).draft
+                draft_after = (await fetch_state(self._api, self._session_id)).draft
             except NemoError:
                 if text:
                     draft_after = None  # the words still stand; the diff is a bonus

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from nemo_sync._api import Api
 from nemo_sync._auth import AnonymousAuth, Auth, StaticTokenAuth, expiry_from
 from nemo_sync._contract import (
     ANONYMOUS_TOKEN_PATH,
@@ -24,6 +25,7 @@ from nemo_sync._credentials import CredentialStore
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._logging import configure_from_env
 from nemo_sync._models import Credits
+from nemo_sync._render import RenderJob
 from nemo_sync._session import Session
 from nemo_sync._settings import (
     detect_platform,
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nemo_sync._jobstore import JobRecord
-    from nemo_sync._render import RenderJob
 
 # A whole call, retries and their waits included: room for the contract's longest retry wait
 # (60 s after a 429) and one more attempt.
@@ -137,6 +138,13 @@ class NemoClient:
         self._transport.auth = auth
         self._auth = auth
         self._state = _State.OPEN
+        # What every service gets instead of this client (see nemo_sync._api).
+        self._api = Api(
+            self._transport, home=self._home, web_url=self._web_url, is_closed=self._closed
+        )
+
+    def _closed(self) -> bool:
+        return self._state is _State.CLOSED
 
     def __repr__(self) -> str:
         kind = "anonymous" if self._auth.anonymous else "token"
@@ -187,7 +195,7 @@ class NemoClient:
         return self._transport
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        return await self._ensure_open().request(method, path, **kwargs)
+        return await self._api.request(method, path, **kwargs)
 
     async def _fetch_anonymous_token(self, client_id: str) -> tuple[str, float | None]:
         endpoint = f"POST {ANONYMOUS_TOKEN_PATH}"
@@ -220,7 +228,7 @@ class NemoClient:
             The :class:`Session`, with its ``id`` and ``task_id``.
         """
         data = await self._request("POST", CREATE_SESSION_PATH, json=session_body(language))
-        return Session.from_data(self, data, f"POST {CREATE_SESSION_PATH}")
+        return Session.from_data(self._api, data, f"POST {CREATE_SESSION_PATH}", client=self)
 
     def session(self, session_id: str, *, task_id: str | None = None) -> Session:
         """Attach to an existing session by id, without a request.
@@ -234,15 +242,13 @@ class NemoClient:
         """
         path_segment(session_id, "session_id")
         self._ensure_open()
-        return Session(self, session_id.strip(), task_id=task_id or None)
+        return Session(self._api, session_id.strip(), client=self, task_id=task_id or None)
 
     def render_job(self, render_id: str) -> RenderJob:
         """Pick up a render job by id (from ``jobs()``, another process, or a log)."""
-        from nemo_sync._render import RenderJob
-
         path_segment(render_id, "render_id")
         self._ensure_open()
-        return RenderJob(self, render_id.strip())
+        return RenderJob(self._api, render_id.strip())
 
     async def jobs(self, *, include_finished: bool = True) -> list[JobRecord]:
         """The render jobs started from this machine (under ``home``), newest first.
@@ -250,7 +256,5 @@ class NemoClient:
         A process that died mid-render finds its jobs here and resumes them with
         ``render_job(record.id).wait()``.
         """
-        from nemo_sync._jobstore import JobStore
-
-        records = await JobStore(self._home).list()
+        records = await self._api.jobs.list()
         return [r for r in records if include_finished or not r.finished]

@@ -18,6 +18,8 @@ from nemo_sync._download import STALL_WINDOW, ProgressCallback, download
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._jobstore import JobRecord, JobStore
 from nemo_sync._retry import parse_retry_after
+from nemo_sync._session_state import fetch_state
+from nemo_sync.draft import Draft
 from nemo_sync.errors import (
     APIConnectionError,
     APIError,
@@ -30,9 +32,7 @@ from nemo_sync.errors import (
 )
 
 if TYPE_CHECKING:
-    from nemo_sync._client import NemoClient
-    from nemo_sync._session import Session
-    from nemo_sync.draft import Draft
+    from nemo_sync._api import Api
 
 logger = logging.getLogger("nemo_sync")
 
@@ -121,8 +121,8 @@ class RenderJob:
     Made by :meth:`Session.export`, or by :meth:`NemoClient.render_job` from an id.
     """
 
-    def __init__(self, client: NemoClient, job_id: str, *, session_id: str | None = None) -> None:
-        self._client = client
+    def __init__(self, api: Api, job_id: str, *, session_id: str | None = None) -> None:
+        self._api = api
         self.id = job_id
         self.session_id = session_id
         self.last: RenderResult | None = None
@@ -134,13 +134,13 @@ class RenderJob:
 
     @property
     def _store(self) -> JobStore:
-        return JobStore(self._client.home)
+        return self._api.jobs
 
     async def status(self) -> RenderResult:
         """Poll once."""
         path = _contract.render_status_path(self.id)
         headers: dict[str, str] = {}
-        data = await self._client._request("GET", path, reply_headers=headers)
+        data = await self._api.request("GET", path, reply_headers=headers)
         result = RenderResult.from_data(data, f"GET {path}")
         self._hint = parse_retry_after(headers)
         if self.last is None or (result.status, result.progress) != (
@@ -282,7 +282,7 @@ class RenderJob:
                     f"render {self.id} failed: {reason}", job_id=self.id, reason=reason
                 )
             result = await self.wait()
-        transport = self._client._ensure_open()
+        transport = self._api.transport
         fallback = _contract.render_download_path(self.id)
         target = Path(dest).expanduser()
         if target.is_dir():
@@ -330,12 +330,10 @@ def _safe_stem(render_id: str) -> str:
 
 
 def _wire_draft(draft: Draft | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(draft, Draft):
+        return draft.to_wire()
     if isinstance(draft, Mapping):
         return draft
-    to_wire = getattr(draft, "to_wire", None)
-    if callable(to_wire):
-        result: dict[str, Any] = to_wire()
-        return result
     raise ConfigurationError(f"draft must be a Draft or a dict; got {type(draft).__name__}")
 
 
@@ -346,11 +344,12 @@ def _nothing_to_export(where: str) -> NothingToExportError:
     )
 
 
-async def export(session: Session, draft: Draft | Mapping[str, Any] | None = None) -> RenderJob:
-    """Start rendering (see :meth:`Session.export`)."""
-    client = session.client
+async def export(
+    api: Api, session_id: str, draft: Draft | Mapping[str, Any] | None = None
+) -> RenderJob:
+    """Check the draft, record the job, submit it (``Session.export`` documents this)."""
     if draft is None:
-        state = await session.state()
+        state = await fetch_state(api, session_id)
         # The exact JSON the service gave goes back: no round trip through the models.
         wire: Mapping[str, Any] = state.draft_wire or {}
         where = "the session's timeline"
@@ -359,7 +358,7 @@ async def export(session: Session, draft: Draft | Mapping[str, Any] | None = Non
         where = "the draft given"
     if not _contract.is_exportable(wire):
         raise _nothing_to_export(where)
-    store = JobStore(client.home)
+    store = api.jobs
     endpoint = f"POST {_RENDER}"
     previous: str | None = None
     for attempt in (1, 2):
@@ -368,10 +367,10 @@ async def export(session: Session, draft: Draft | Mapping[str, Any] | None = Non
             render_id = _contract.new_render_id(time.time() + 0.001)
         previous = render_id
         # Recorded before the request: a crash between the two cannot lose the job's id.
-        await store.put(JobRecord(id=render_id, session_id=session.id, base_url=client.base_url))
+        await store.put(JobRecord(id=render_id, session_id=session_id, base_url=api.base_url))
         try:
-            data = await client._request(
-                "POST", _RENDER, json=_contract.export_body(render_id, session.id, wire)
+            data = await api.request(
+                "POST", _RENDER, json=_contract.export_body(render_id, session_id, wire)
             )
         except (ServerError, APIConnectionError) as exc:
             # The service: a failed submission is retried once, with a NEW id. The job
@@ -403,12 +402,12 @@ async def export(session: Session, draft: Draft | Mapping[str, Any] | None = Non
         result = RenderResult.from_data(obj, endpoint) if "status" in obj else None
         record = JobRecord(
             id=server_id,
-            session_id=session.id,
-            base_url=client.base_url,
+            session_id=session_id,
+            base_url=api.base_url,
             status=result.status if result else _contract.RENDER_PENDING,
         )
         await store.put(record, replaces=render_id if server_id != render_id else None)
-        job = RenderJob(client, server_id, session_id=session.id)
+        job = RenderJob(api, server_id, session_id=session_id)
         job.last = result
         return job
     raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover

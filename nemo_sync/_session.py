@@ -7,9 +7,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from yarl import URL
-
-from nemo_sync import _upload
+from nemo_sync import _render, _upload
 from nemo_sync._chat import (
     IDLE_TIMEOUT,
     STILL_WORKING_EVERY,
@@ -18,20 +16,12 @@ from nemo_sync._chat import (
     ChatTurn,
     StillWorking,
 )
-from nemo_sync._contract import (
-    CLAIM_LINK_PATH,
-    CLAIM_LINK_QUERY,
-    CLAIM_TOKEN_KEYS,
-    CLAIM_TOKEN_PATH,
-    CLAIM_TOKEN_TTL,
-    SESSION_ID_KEYS,
-    TASK_ID_KEYS,
-    claim_token_body,
-    path_segment,
-    state_path,
-)
+from nemo_sync._claim_link import claim_link
+from nemo_sync._contract import CLAIM_TOKEN_TTL, SESSION_ID_KEYS, TASK_ID_KEYS, path_segment
 from nemo_sync._envelope import pick, require_object
-from nemo_sync._models import Media, SessionState
+from nemo_sync._models import Media
+from nemo_sync._render import RenderJob
+from nemo_sync._session_state import SessionState, fetch_state
 from nemo_sync._upload import UploadFile, UploadSource
 from nemo_sync._upload_body import ProgressCallback
 from nemo_sync.errors import ConfigurationError, StreamInterruptedError
@@ -39,8 +29,8 @@ from nemo_sync.errors import ConfigurationError, StreamInterruptedError
 logger = logging.getLogger("nemo_sync")
 
 if TYPE_CHECKING:
+    from nemo_sync._api import Api
     from nemo_sync._client import NemoClient
-    from nemo_sync._render import RenderJob
     from nemo_sync.draft import Draft
 
 
@@ -59,13 +49,15 @@ class Session:
 
     def __init__(
         self,
-        client: NemoClient,
+        api: Api,
         session_id: str,
         *,
+        client: NemoClient,
         task_id: str | None = None,
         bind_url: str | None = None,
         raw: Mapping[str, Any] | None = None,
     ) -> None:
+        self._api = api
         self._client = client
         self.id = session_id
         self.task_id = task_id
@@ -88,7 +80,7 @@ class Session:
         return self._client
 
     @classmethod
-    def from_data(cls, client: NemoClient, data: Any, endpoint: str) -> Session:
+    def from_data(cls, api: Api, data: Any, endpoint: str, *, client: NemoClient) -> Session:
         """Build a session from the create-session reply: ``task_id`` and ``session_id`` [V]."""
         obj = require_object(data, endpoint)
         session_id = str(pick(obj, *SESSION_ID_KEYS, endpoint=endpoint, kind=(str, int)))
@@ -96,16 +88,13 @@ class Session:
         task_id = next((obj[k] for k in TASK_ID_KEYS if isinstance(obj.get(k), (str, int))), None)
         bind_url = obj.get("bind_url") or obj.get("bindUrl")
         return cls(
-            client,
+            api,
             session_id,
+            client=client,
             task_id=str(task_id) if task_id is not None else None,
             bind_url=bind_url if isinstance(bind_url, str) else None,
             raw=dict(obj),
         )
-
-    @property
-    def _state_path(self) -> str:
-        return state_path(self.id)
 
     async def claim_url(self) -> str:
         """A link that opens this project in the browser: ``<web_url>/workspace/claim?ct=...``.
@@ -126,24 +115,7 @@ class Session:
                 "claim_url() needs the session's task id: sessions from create_session() "
                 "have it; for one attached by id, pass nemo.session(session_id, task_id=...)"
             )
-        endpoint = f"POST {CLAIM_TOKEN_PATH}"
-        data = await self._client._request(
-            "POST", CLAIM_TOKEN_PATH, json=claim_token_body(self.task_id, self.id)
-        )
-        obj = require_object(data, endpoint)
-        token = pick(obj, *CLAIM_TOKEN_KEYS, endpoint=endpoint)
-        expires_in = obj.get("expires_in", obj.get("expiresIn"))
-        ttl = (
-            float(expires_in)
-            if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool)
-            else CLAIM_TOKEN_TTL
-        )
-        web = URL(self._client.web_url)
-        link = str(
-            web.with_path(web.path.rstrip("/") + CLAIM_LINK_PATH).with_query(
-                {CLAIM_LINK_QUERY: token}
-            )
-        )
+        link, ttl = await claim_link(self._api, self.task_id, self.id)
         # Renewed a minute early, so a link handed out is never about to lapse.
         self._claim = (link, loop.time() + max(0.0, min(ttl, CLAIM_TOKEN_TTL) - 60.0))
         return link
@@ -152,14 +124,13 @@ class Session:
         """The session's current timeline (draft) and media.
 
         Returns:
-            ``SessionState(draft, media, raw)``; ``draft`` is a :class:`nemo_sync.Draft`.
+            ``SessionState(draft, media, raw, canvas_config, generated_media, ...)``;
+            ``draft`` is a :class:`nemo_sync.Draft`.
 
         Raises:
             SessionNotFoundError: when the session no longer exists.
         """
-        path = self._state_path
-        data = await self._client._request("GET", path)
-        return SessionState.from_data(data, f"GET {path}")
+        return await fetch_state(self._api, self.id)
 
     def chat(
         self,
@@ -196,7 +167,8 @@ class Session:
             ValueError: when ``text`` is empty.
         """
         return ChatTurn(
-            self,
+            self._api,
+            self.id,
             text,
             on_still_working=on_still_working,
             still_working_every=still_working_every,
@@ -282,14 +254,8 @@ class Session:
             FileTooLargeError: when it is over 500 MB.
             APITimeoutError: when the connection took no data for 5 minutes.
         """
-        return await _upload.upload(
-            self,
-            source,
-            filename=filename,
-            content_type=content_type,
-            size=size,
-            on_progress=on_progress,
-        )
+        item = UploadFile(source, filename=filename, content_type=content_type, size=size)
+        return await _upload.upload(self._api, self.id, item, on_progress)
 
     async def upload_urls(self, urls: Sequence[str]) -> list[Media]:
         """Have the service fetch files from URLs into the session.
@@ -305,7 +271,7 @@ class Session:
             InvalidUploadError: when a URL is not an http(s) URL.
             UnsupportedFileError: when a URL names a file of a format that is not accepted.
         """
-        return await _upload.upload_urls(self, urls)
+        return await _upload.upload_urls(self._api, self.id, urls)
 
     async def upload_many(
         self,
@@ -336,7 +302,7 @@ class Session:
                 its check (then nothing was sent).
         """
         return await _upload.upload_many(
-            self, sources, concurrency=concurrency, on_progress=on_progress
+            self._api, self.id, sources, concurrency=concurrency, on_progress=on_progress
         )
 
     async def export(self, draft: Draft | Mapping[str, Any] | None = None) -> RenderJob:
@@ -358,6 +324,4 @@ class Session:
             NothingToExportError: the timeline has no track with segments (nothing is sent).
             ExportBlockedError: the plan does not allow export.
         """
-        from nemo_sync._render import export
-
-        return await export(self, draft)
+        return await _render.export(self._api, self.id, draft)

@@ -45,7 +45,7 @@ from nemo_sync.errors import (
 )
 
 if TYPE_CHECKING:
-    from nemo_sync._session import Session
+    from nemo_sync._api import Api
 
 __all__ = [
     "InvalidUploadError",
@@ -259,14 +259,8 @@ async def _iter_file(fileobj: Any) -> AsyncGenerator[bytes, None]:
         yield chunk
 
 
-async def prepare(
-    source: UploadSource,
-    *,
-    filename: str | None = None,
-    content_type: str | None = None,
-    size: int | None = None,
-) -> Prepared:
-    """Check ``source`` locally and say how to send it. Nothing is sent.
+async def prepare(item: UploadFile) -> Prepared:
+    """Check an upload locally and say how to send it. Nothing is sent.
 
     Raises:
         InvalidUploadError: when it cannot be sent as given.
@@ -274,6 +268,7 @@ async def prepare(
         FileTooLargeError: when it is over 500 MB.
         TypeError: when ``source`` is none of the accepted kinds.
     """
+    source, filename, content_type, size = item.source, item.filename, item.content_type, item.size
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise InvalidUploadError(f"size must be a number of bytes; got {size!r}")
     prepared: Prepared
@@ -346,14 +341,15 @@ def media_from_reply(data: Any, endpoint: str) -> list[Media]:
 
 
 async def send(
-    session: Session,
+    api: Api,
+    session_id: str,
     prepared: Prepared,
     on_progress: ProgressCallback | None = None,
     *,
     stall_timeout: float = STALL_TIMEOUT,
 ) -> Media:
     """Upload a checked source (see :func:`prepare`) and return its media."""
-    path = upload_path(session.id)
+    path = upload_path(session_id)
     endpoint = f"POST {path}"
     progress = Progress(on_progress, prepared.size)
     last: list[MultipartBody] = []
@@ -365,7 +361,7 @@ async def send(
         return body
 
     try:
-        data = await session.client._request(
+        data = await api.request(
             "POST",
             path,
             body=fresh_body,
@@ -383,17 +379,10 @@ async def send(
 
 
 async def upload(
-    session: Session,
-    source: UploadSource,
-    *,
-    filename: str | None = None,
-    content_type: str | None = None,
-    size: int | None = None,
-    on_progress: ProgressCallback | None = None,
+    api: Api, session_id: str, item: UploadFile, on_progress: ProgressCallback | None = None
 ) -> Media:
-    """See :meth:`Session.upload`."""
-    prepared = await prepare(source, filename=filename, content_type=content_type, size=size)
-    return await send(session, prepared, on_progress)
+    """Check one upload locally, then send it (``Session.upload`` documents the options)."""
+    return await send(api, session_id, await prepare(item), on_progress)
 
 
 def _check_url(url: Any) -> str:
@@ -415,17 +404,15 @@ def _check_url(url: Any) -> str:
     return url
 
 
-async def upload_urls(session: Session, urls: Sequence[str]) -> list[Media]:
-    """See :meth:`Session.upload_urls`."""
+async def upload_urls(api: Api, session_id: str, urls: Sequence[str]) -> list[Media]:
+    """Check URLs locally, then have the service fetch them (``Session.upload_urls``)."""
     if isinstance(urls, (str, bytes)):
         raise InvalidUploadError("upload_urls() takes a list of URLs, not one string: [url]")
     checked = [_check_url(url) for url in urls]
     if not checked:
         raise InvalidUploadError("upload_urls() needs at least one URL")
-    path = upload_path(session.id)
-    data = await session.client._request(
-        "POST", path, json=url_upload_body(checked), timeout=UPLOAD_TIMEOUT
-    )
+    path = upload_path(session_id)
+    data = await api.request("POST", path, json=url_upload_body(checked), timeout=UPLOAD_TIMEOUT)
     return media_from_reply(data, f"POST {path}")
 
 
@@ -442,23 +429,21 @@ def _batch_message(
 
 
 async def upload_many(
-    session: Session,
+    api: Api,
+    session_id: str,
     sources: Iterable[UploadSource | UploadFile],
     *,
     concurrency: int = 3,
     on_progress: ProgressCallback | None = None,
 ) -> list[Media]:
-    """See :meth:`Session.upload_many`."""
+    """Check every source, then send them ``concurrency`` at a time (``Session.upload_many``)."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be 1 or more; got {concurrency!r}")
     if isinstance(sources, (str, bytes, os.PathLike)):
         raise TypeError("upload_many() takes a list of sources; for one file use upload()")
     items = [s if isinstance(s, UploadFile) else UploadFile(s) for s in sources]
     # Every source is checked before anything is sent.
-    prepared = [
-        await prepare(i.source, filename=i.filename, content_type=i.content_type, size=i.size)
-        for i in items
-    ]
+    prepared = [await prepare(i) for i in items]
     total = sum(p.size for p in prepared)
     sent = [0] * len(prepared)
     done_bytes = 0
@@ -484,7 +469,7 @@ async def upload_many(
             if errors:
                 return  # after a failure, start nothing new
             try:
-                results[index] = await send(session, prepared[index], file_progress(index))
+                results[index] = await send(api, session_id, prepared[index], file_progress(index))
             except Exception as exc:  # every failure is reported in the batch error
                 errors[index] = exc
 

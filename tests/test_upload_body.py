@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from nemo_sync import NemoClient
-from nemo_sync._upload import prepare, send
+from nemo_sync._upload import UploadFile, prepare, send
 from nemo_sync._upload_body import (
     CHUNK_SIZE,
     FileSource,
@@ -109,10 +109,12 @@ async def test_a_connection_that_takes_no_data_is_given_up(tmp_path: Path) -> No
     try:
         async with NemoClient(base_url=url, token="t") as nemo:
             # More than the socket buffers on both ends hold: the writes must block.
-            prepared = await prepare(MP4_HEAD + bytes(64 * 1024 * 1024), filename="clip.mp4")
+            prepared = await prepare(
+                UploadFile(MP4_HEAD + bytes(64 * 1024 * 1024), filename="clip.mp4")
+            )
             started = time.perf_counter()
             with pytest.raises(APITimeoutError) as caught:
-                await send(nemo.session("s1"), prepared, stall_timeout=0.05)
+                await send(nemo._api, "s1", prepared, stall_timeout=0.05)
             assert time.perf_counter() - started < 2.0
     finally:
         release.set()
@@ -146,12 +148,12 @@ async def test_a_file_that_changed_since_the_check_is_not_sent(
 ) -> None:
     path = tmp_path / "clip.mp4"
     path.write_bytes(MP4_HEAD + bytes(1000))
-    prepared = await prepare(path)
+    prepared = await prepare(UploadFile(path))
     with path.open("ab") as f:
         f.write(b"more")
     async with NemoClient(base_url=accept.url, token="t") as nemo:
         with pytest.raises(InvalidUploadError, match="changed since it was checked"):
-            await send(nemo.session("s1"), prepared)
+            await send(nemo._api, "s1", prepared)
 
 
 async def read_all(source: FileSource | PathSource | StreamSource) -> bytes:
