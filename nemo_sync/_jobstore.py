@@ -7,9 +7,11 @@ file lock so two processes never lose each other's entries. Finished jobs beyond
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,31 +89,59 @@ class JobStore:
         write_private(self.path, json.dumps(body, indent=2).encode("utf-8"))
 
     async def list(self) -> list[JobRecord]:
-        """All records, newest first."""
-        records = self._read()
+        """All records, newest first (the file is read in a thread: never on the loop)."""
+        records = await asyncio.to_thread(self._read)
         return sorted(records.values(), key=lambda r: r.created_at, reverse=True)
 
     async def get(self, job_id: str) -> JobRecord | None:
-        return self._read().get(job_id)
+        """One record, or None."""
+        return (await asyncio.to_thread(self._read)).get(job_id)
 
     async def put(self, record: JobRecord, *, replaces: str | None = None) -> None:
         """Add or replace a record (``replaces``: an id it supersedes)."""
-        async with file_lock(self._lock_path):
-            records = self._read()
+
+        def change(records: dict[str, JobRecord]) -> bool:
             if replaces is not None:
                 records.pop(replaces, None)
             records[record.id] = record
-            self._write(records)
+            return True
+
+        await self._locked(change)
 
     async def update(self, job_id: str, **changes: Any) -> JobRecord | None:
         """Change fields of a record; None when the store does not have it."""
-        async with file_lock(self._lock_path):
-            records = self._read()
+        updated: list[JobRecord] = []
+
+        def change(records: dict[str, JobRecord]) -> bool:
             record = records.get(job_id)
             if record is None:
-                return None
-            updated = attrs.evolve(record, **changes)
-            if updated != record:
-                records[job_id] = updated
+                return False
+            new = attrs.evolve(record, **changes)
+            updated.append(new)
+            if new == record:
+                return False
+            records[job_id] = new
+            return True
+
+        await self._locked(change)
+        return updated[0] if updated else None
+
+    async def _locked(self, change: Callable[[dict[str, JobRecord]], bool]) -> None:
+        """Read, change and write under the file lock, the file work in a thread.
+
+        A cancelled caller still lets a write that started finish before the lock is let go:
+        the store is never left half written, nor written by two processes at once.
+        """
+
+        def read_change_write() -> None:
+            records = self._read()
+            if change(records):
                 self._write(records)
-            return updated
+
+        async with file_lock(self._lock_path):
+            work = asyncio.ensure_future(asyncio.to_thread(read_change_write))
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await asyncio.wait({work})
+                raise

@@ -1,0 +1,88 @@
+"""Reading replies on their own: the envelope, strict JSON, FastAPI details, picking fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import nemo_sync
+from nemo_sync._envelope import detail_text, loads_strict, parse_reply, pick
+
+EP = "GET /x"
+
+
+def parse(body: bytes, status: int = 200) -> Any:
+    return parse_reply(status=status, headers={}, body=body, endpoint=EP)
+
+
+@pytest.mark.parametrize(
+    ("body", "data"),
+    [
+        (b'{"code": 0, "message": "ok", "data": {"a": 1}}', {"a": 1}),
+        (b'{"code": "0", "data": [1]}', [1]),
+        (b'{"status": "pending", "id": "r1"}', {"status": "pending", "id": "r1"}),  # bare
+        (b'{"data": null}', None),
+    ],
+)
+def test_enveloped_and_bare_replies(body: bytes, data: Any) -> None:
+    assert parse(body) == data
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": 0, "data": {"v": NaN}}',
+        b'{"code": 0, "data": {"v": Infinity}}',
+        b'{"code": 0, "data": {"v": -Infinity}}',
+        b'{"code": 0, "data": {"v": 1e309}}',
+        b"[" * 200 + b"]" * 200,
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"code": 0, "data": "\xff\xfe"}',
+    ],
+)
+def test_not_strict_json_is_a_typed_error(body: bytes) -> None:
+    with pytest.raises(nemo_sync.APIResponseError) as caught:
+        parse(body)
+    assert caught.value.endpoint == EP
+
+
+def test_depth_within_the_cap_is_fine() -> None:
+    assert loads_strict("[" * 100 + "]" * 100) is not None
+
+
+def test_a_code_in_a_200_is_an_error() -> None:
+    with pytest.raises(nemo_sync.SessionNotFoundError):
+        parse(b'{"code": 1002, "message": "gone", "data": null}')
+
+
+@pytest.mark.parametrize(
+    ("detail", "text"),
+    [
+        ("Not Found", "Not Found"),
+        ([{"loc": ["body", "files"], "msg": "Field required"}], "body.files: Field required"),
+        ([{"msg": "x"}, "plain"], "x; plain"),
+        ({"loc": ["q"], "msg": "bad"}, "q: bad"),
+        ("a\n\n  b", "a b"),
+    ],
+)
+def test_detail_text(detail: Any, text: str) -> None:
+    assert detail_text(detail) == text
+
+
+def test_detail_text_is_capped() -> None:
+    assert len(detail_text("x" * 10_000)) <= 503
+
+
+def test_a_fastapi_error_body_becomes_the_message() -> None:
+    with pytest.raises(nemo_sync.APIError, match=r"body\.id: Field required") as caught:
+        parse(b'{"detail": [{"loc": ["body", "id"], "msg": "Field required"}]}', status=422)
+    assert caught.value.status == 422
+
+
+def test_pick_names_the_field_and_the_type() -> None:
+    with pytest.raises(nemo_sync.APIResponseError, match=r"'data\.n' should be int or float"):
+        pick({"n": "1"}, "n", endpoint=EP, kind=(int, float))
+    with pytest.raises(nemo_sync.APIResponseError, match=r"no data\.a / data\.b"):
+        pick({}, "a", "b", endpoint=EP)
+    assert pick({"b": "x"}, "a", "b", endpoint=EP) == "x"
