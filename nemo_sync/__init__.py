@@ -27,8 +27,7 @@ from nemo_sync._render import RenderJob, RenderResult
 from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
 from nemo_sync._session_state import SessionState
-from nemo_sync._upload import UploadBatchError, UploadFile
-from nemo_sync._upload_body import InvalidUploadError
+from nemo_sync._upload import UploadFile
 from nemo_sync._version import __version__
 from nemo_sync.draft import (
     Change,
@@ -52,6 +51,7 @@ from nemo_sync.errors import (
     ExportBlockedError,
     FileTooLargeError,
     InsufficientCreditsError,
+    InvalidUploadError,
     MissingClientIdError,
     NemoError,
     NothingToExportError,
@@ -64,6 +64,7 @@ from nemo_sync.errors import (
     SessionNotFoundError,
     StreamInterruptedError,
     UnsupportedFileError,
+    UploadBatchError,
 )
 
 __all__ = [

@@ -27,7 +27,6 @@ from nemo_sync._upload_body import (
     STALL_TIMEOUT,
     BytesSource,
     FileSource,
-    InvalidUploadError,
     MultipartBody,
     PathSource,
     Prepared,
@@ -40,16 +39,15 @@ from nemo_sync.errors import (
     APIConnectionError,
     APIResponseError,
     FileTooLargeError,
-    NemoError,
+    InvalidUploadError,
     UnsupportedFileError,
+    UploadBatchError,
 )
 
 if TYPE_CHECKING:
     from nemo_sync._api import Api
 
 __all__ = [
-    "InvalidUploadError",
-    "UploadBatchError",
     "UploadFile",
     "UploadSource",
     "upload",
@@ -67,33 +65,6 @@ iterable of bytes (with ``size=``)."""
 # waiting for the reply (once the body is sent) have their own limits, and sending has the
 # stall guard (no progress for STALL_TIMEOUT seconds).
 UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=30, sock_read=300)
-
-
-class UploadBatchError(NemoError):
-    """Some uploads of an :meth:`Session.upload_many` batch failed.
-
-    Uploads that had started were let finish; the rest were not sent.
-
-    Attributes:
-        results: Per source, in input order: its :class:`Media`, or ``None`` when it failed
-            or was not sent.
-        errors: The failures, by the source's index in the input.
-    """
-
-    def __init__(
-        self, message: str, *, results: Sequence[Media | None], errors: dict[int, BaseException]
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.results = tuple(results)
-        self.errors = dict(errors)
-
-    @property
-    def not_sent(self) -> tuple[int, ...]:
-        """Indexes of the sources that were not sent (upload them again)."""
-        return tuple(
-            i for i, media in enumerate(self.results) if media is None and i not in self.errors
-        )
 
 
 @attrs.frozen

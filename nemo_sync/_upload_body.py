@@ -23,7 +23,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
 from nemo_sync._contract import UPLOAD_FILE_FIELD
-from nemo_sync.errors import APITimeoutError, NemoError
+from nemo_sync.errors import APITimeoutError, InvalidUploadError, NemoError
 
 CHUNK_SIZE = 1 << 20
 """Bytes read and written at a time (measured in benchmarks/bench_upload.py)."""
@@ -33,19 +33,6 @@ STALL_TIMEOUT = 300.0
 
 ProgressCallback = Callable[[int, int], object]
 """``on_progress(sent_bytes, total_bytes)``; may return an awaitable, which is awaited."""
-
-
-class InvalidUploadError(NemoError, ValueError):
-    """The file to upload cannot be sent as given (missing, a folder, empty, size unknown...).
-
-    Raised before anything is sent, except when the source changes while it is being sent.
-    ``filename`` names the file.
-    """
-
-    def __init__(self, message: str, *, filename: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.filename = filename
 
 
 class Source(Protocol):

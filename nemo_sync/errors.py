@@ -21,6 +21,8 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
     │   └── StreamInterruptedError      a chat stream dropped before the turn finished
     ├── APIResponseError              a reply broke the API contract
 │   └── ResponseTooLargeError       ... by being larger than a cap (JSON body, SSE line/event)
+    ├── InvalidUploadError            an upload cannot be sent as given (also a ValueError)
+    ├── UploadBatchError              some uploads of upload_many() failed (.results, .errors)
     ├── NothingToExportError          the timeline has no track with segments (nothing sent)
     ├── RenderError
     │   ├── RenderFailedError           the render job failed server-side
@@ -48,6 +50,7 @@ __all__ = [
     "ExportBlockedError",
     "FileTooLargeError",
     "InsufficientCreditsError",
+    "InvalidUploadError",
     "MissingClientIdError",
     "NemoError",
     "NothingToExportError",
@@ -60,6 +63,7 @@ __all__ = [
     "SessionNotFoundError",
     "StreamInterruptedError",
     "UnsupportedFileError",
+    "UploadBatchError",
 ]
 
 
@@ -255,6 +259,46 @@ class RenderFailedError(RenderError):
 
 class RenderTimeoutError(RenderError):
     """wait() ran out of time. The job is not cancelled: pick it up with render_job(job_id)."""
+
+
+class InvalidUploadError(NemoError, ValueError):
+    """The file to upload cannot be sent as given (missing, a folder, empty, size unknown...).
+
+    Raised before anything is sent, except when the source changes while it is being sent.
+    ``filename`` names the file.
+    """
+
+    def __init__(self, message: str, *, filename: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.filename = filename
+
+
+class UploadBatchError(NemoError):
+    """Some uploads of an :meth:`Session.upload_many` batch failed.
+
+    Uploads that had started were let finish; the rest were not sent.
+
+    Attributes:
+        results: Per source, in input order: its :class:`Media`, or ``None`` when it failed
+            or was not sent.
+        errors: The failures, by the source's index in the input.
+    """
+
+    def __init__(
+        self, message: str, *, results: Sequence[Any], errors: dict[int, BaseException]
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.results = tuple(results)
+        self.errors = dict(errors)
+
+    @property
+    def not_sent(self) -> tuple[int, ...]:
+        """Indexes of the sources that were not sent (upload them again)."""
+        return tuple(
+            i for i, media in enumerate(self.results) if media is None and i not in self.errors
+        )
 
 
 class NothingToExportError(NemoError):

@@ -14,18 +14,15 @@ from aiohttp import web
 
 from nemo_sync import NemoClient
 from nemo_sync._session import Session
-from nemo_sync._upload import (
-    InvalidUploadError,
-    UploadBatchError,
-    UploadFile,
-    media_from_reply,
-)
+from nemo_sync._upload import UploadFile, media_from_reply
 from nemo_sync.emulator import Emulator
 from nemo_sync.errors import (
     APIResponseError,
     FileTooLargeError,
+    InvalidUploadError,
     RateLimitError,
     UnsupportedFileError,
+    UploadBatchError,
 )
 from tests.scripted import ScriptedServer, envelope
 
