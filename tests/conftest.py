@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from nemo_sync.emulator import Emulator
 from nemo_sync.testing import disable_waits
+from tests.emulator_raw import Raw, raw_client
 from tests.scripted import ScriptedServer
 
 _ENV = (
@@ -51,3 +53,26 @@ async def api(waits: list[float]) -> AsyncIterator[ScriptedServer]:
     await server.start()
     yield server
     await server.close()
+
+
+# The emulator for a test module: the plugin's own fixture, configured by the module's
+# ``pytestmark = pytest.mark.nemo_emulator(...)`` (or a test's own marker), not a copy per file.
+
+
+@pytest.fixture
+def emu(nemo_emulator: Emulator) -> Emulator:
+    return nemo_emulator
+
+
+@pytest.fixture
+async def raw_anonymous(emu: Emulator) -> AsyncIterator[Raw]:
+    """Plain HTTP to the emulator, with no token yet."""
+    async with raw_client(emu) as client:
+        yield client
+
+
+@pytest.fixture
+async def raw(raw_anonymous: Raw) -> Raw:
+    """Plain HTTP to the emulator, logged in with an anonymous token."""
+    await raw_anonymous.login()
+    return raw_anonymous

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
@@ -28,6 +27,8 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+pytestmark = pytest.mark.nemo_emulator(render_seconds=0.1)
 
 
 def blocks() -> list[tuple[str, str]]:
@@ -87,12 +88,6 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(clip, folder / name)
     assert np is not None
     return folder
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(render_seconds=0.1) as emulator:
-        yield emulator
 
 
 @pytest.mark.slow

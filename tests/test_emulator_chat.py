@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,18 +13,7 @@ from tests.emulator_raw import Raw, raw_client
 
 TITLE = 'add the title "Urban Dreams" for 2 seconds'
 
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(silent_ratio=0.0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def raw(emu: Emulator) -> AsyncIterator[Raw]:
-    async with raw_client(emu) as client:
-        await client.login()
-        yield client
+pytestmark = pytest.mark.nemo_emulator(silent_ratio=0.0)
 
 
 async def session_with_clip(raw: Raw) -> str:

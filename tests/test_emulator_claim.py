@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from nemo_sync._contract import CLAIM_TOKEN_PATH, CLAIM_TOKEN_TTL, claim_token_body
 from nemo_sync.emulator import Emulator
 from tests.emulator_raw import Raw, raw_client
 
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(silent_ratio=0.0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def raw(emu: Emulator) -> AsyncIterator[Raw]:
-    async with raw_client(emu) as client:
-        await client.login()
-        yield client
+pytestmark = pytest.mark.nemo_emulator(silent_ratio=0.0)
 
 
 async def new_project(raw: Raw, task_name: str = "project") -> tuple[str, str]:

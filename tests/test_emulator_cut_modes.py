@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from nemo_sync.emulator import Emulator
 from nemo_sync.emulator._intent import Intent, parse
-from tests.emulator_raw import Raw, raw_client
+from tests.emulator_raw import Raw
 from tests.songs import build_and_drop, steady
 
 QUICK_EDIT = "sync the background music to my video and match the beat drops to the cuts"
 FRAME_MS = 1000 / 30
+
+pytestmark = pytest.mark.nemo_emulator(silent_ratio=0.0, render_seconds=0.0)
 
 
 @pytest.mark.parametrize(
@@ -33,13 +33,6 @@ FRAME_MS = 1000 / 30
 )
 def test_cut_mode_words(text: str, expected: Intent) -> None:
     assert parse(text) == expected
-
-
-@pytest.fixture
-async def raw() -> AsyncIterator[Raw]:
-    async with Emulator(silent_ratio=0.0, render_seconds=0.0) as emu, raw_client(emu) as client:
-        await client.login()
-        yield client
 
 
 async def _sync(raw: Raw, song: bytes, text: str) -> tuple[dict[str, Any], list[int], str]:

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from nemo_sync.emulator import Emulator, FaultSet
-from tests.emulator_raw import Raw, raw_client
+from tests.emulator_raw import Raw
 
 CREDITS = "/api/credits/balance/simple"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def raw(emu: Emulator) -> AsyncIterator[Raw]:
-    async with raw_client(emu) as client:
-        await client.login()
-        yield client
 
 
 @pytest.mark.parametrize(

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from nemo_sync.emulator import Emulator, FakeClock, RequestLog
 from nemo_sync.emulator._recorder import RecordedRequest, redact_headers
-from tests.emulator_raw import Raw, raw_client
+from tests.emulator_raw import Raw
 
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(max_recorded_requests=5) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def raw(emu: Emulator) -> AsyncIterator[Raw]:
-    async with raw_client(emu) as client:
-        await client.login()
-        yield client
+pytestmark = pytest.mark.nemo_emulator(max_recorded_requests=5)
 
 
 async def test_requests_are_recorded_without_the_token(raw: Raw, emu: Emulator) -> None:

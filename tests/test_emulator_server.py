@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from nemo_sync._contract import session_body
 from nemo_sync.emulator import Emulator
 from tests.emulator_raw import Raw, raw_client
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def raw(emu: Emulator) -> AsyncIterator[Raw]:
-    async with raw_client(emu) as client:
-        await client.login()
-        yield client
 
 
 async def test_every_reply_carries_a_request_id(raw: Raw, emu: Emulator) -> None:

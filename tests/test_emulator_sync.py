@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from tests.emulator_raw import Raw, raw_client
 
 QUICK_EDIT = "sync the background music to my video and adjust the beat drops to match the cuts"
 RATE = 22050
+
+pytestmark = pytest.mark.nemo_emulator(silent_ratio=0.0, render_seconds=0.0)
 
 
 def click_track(seconds: float, bpm: float = 120.0) -> bytes:
@@ -38,19 +39,6 @@ def click_track(seconds: float, bpm: float = 120.0) -> bytes:
         w.setframerate(RATE)
         w.writeframes(bytes(frames))
     return buffer.getvalue()
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(silent_ratio=0.0, render_seconds=0.0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def raw(emu: Emulator) -> AsyncIterator[Raw]:
-    async with raw_client(emu) as client:
-        await client.login()
-        yield client
 
 
 async def upload_all(raw: Raw, session_id: str, files: dict[str, bytes]) -> dict[str, str]:
