@@ -348,6 +348,12 @@ class Transport:
                 sent = _SentHeaders({"User-Agent": USER_AGENT, **(headers or {})})
         raise APIResponseError(f"more than {MAX_REDIRECTS} redirects", endpoint=endpoint)
 
+    async def _read_body(self, resp: aiohttp.ClientResponse, endpoint: str) -> bytes:
+        """A reply's body within its cap: a success's whole (or an error), an error's start."""
+        if resp.status >= 400:
+            return await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
+        return await read_capped(resp, self.max_response_bytes, endpoint)
+
     async def request(
         self,
         method: str,
@@ -397,10 +403,7 @@ class Transport:
             try:
                 async with resp:
                     status, got = resp.status, resp.headers
-                    if status >= 400:
-                        raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
-                    else:
-                        raw = await read_capped(resp, self.max_response_bytes, endpoint)
+                    raw = await self._read_body(resp, endpoint)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise _connection_error(exc, endpoint) from exc
             if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments when off
@@ -463,10 +466,7 @@ class Transport:
             if resp.status < 400 and content_type.startswith("text/event-stream"):
                 return resp
             try:
-                if resp.status >= 400:
-                    raw = await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
-                else:
-                    raw = await read_capped(resp, self.max_response_bytes, endpoint)
+                raw = await self._read_body(resp, endpoint)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise _connection_error(exc, endpoint) from exc
             finally:
