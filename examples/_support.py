@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from nemo_sync.emulator import Emulator
@@ -20,7 +20,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("files", nargs="*", type=Path, help="music first, then clips")
     p.add_argument("--local", action="store_true", help="use the embedded emulator")
-    p.add_argument("--out", type=Path, default=Path("."), help="where to write the MP4s")
+    p.add_argument("--out", type=Path, default=Path("example-output"), help="folder for the MP4s")
     return p
 
 
@@ -34,11 +34,17 @@ async def api(local: bool) -> AsyncIterator[str | None]:
         yield emu.url
 
 
-def media(files: list[Path]) -> tuple[Path, list[Path]]:
-    """(music, clips): the files given, else generated samples (needs nemo-sync[local])."""
+@contextlib.contextmanager
+def media(files: list[Path]) -> Iterator[tuple[Path, list[Path]]]:
+    """(music, clips): the files given, else generated samples, removed afterwards.
+
+    Sample media needs nemo-sync[local].
+    """
     if files:
-        return files[0], files[1:]
+        yield files[0], files[1:]
+        return
     from nemo_sync.local import make_sample_media
 
-    samples = make_sample_media(Path(tempfile.mkdtemp(prefix="nemo-example-")), seconds=6.0)
-    return samples.music, list(samples.clips)
+    with tempfile.TemporaryDirectory(prefix="nemo-example-") as folder:
+        samples = make_sample_media(Path(folder), seconds=6.0)
+        yield samples.music, list(samples.clips)

@@ -36,22 +36,26 @@ async def batch(
             await session.send(STYLES[(n - 1) % len(STYLES)].format(n=n))
             job = await session.export()
             renders.append(
-                asyncio.create_task(_finish(job, limit, out / f"batch-{n}-{clip.name}.mp4"))
+                # The clip's stem: "batch-1-sunset.mp4", never "batch-1-sunset.mp4.mp4".
+                asyncio.create_task(
+                    _finish(job, limit, out / f"batch-{n}-{Path(clip.name).stem}.mp4")
+                )
             )
         return list(await asyncio.gather(*renders))
 
 
 async def _finish(job: nemo_sync.RenderJob, limit: asyncio.Semaphore, dest: Path) -> Path:
     async with limit:
-        await job.wait(poll_interval=0.5)
-        return await job.download(dest.with_suffix(".mp4"))
+        await job.wait()
+        return await job.download(dest)
 
 
 async def main(argv: list[str] | None = None) -> list[Path]:
     args = _support.parser(__doc__ or "").parse_args(argv)
-    music, clips = _support.media(args.files)
-    async with _support.api(args.local) as base_url:
-        paths = await batch(base_url, music, clips, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with _support.media(args.files) as (music, clips):
+        async with _support.api(args.local) as base_url:
+            paths = await batch(base_url, music, clips, args.out)
     for path in paths:
         print(f"saved {path}")
     return paths

@@ -26,15 +26,16 @@ async def quick_edit(base_url: str | None, music: Path, clips: list[Path], out: 
         print(reply.text)
         print((await session.state()).draft.summary())
         job = await session.export()
-        await job.wait(poll_interval=0.5 if base_url else 30.0)
+        await job.wait()  # polls soon, then backs off to the service's 30 s
         return await job.download(out / "quick_edit.mp4")
 
 
 async def main(argv: list[str] | None = None) -> Path:
     args = _support.parser(__doc__ or "").parse_args(argv)
-    music, clips = _support.media(args.files)
-    async with _support.api(args.local) as base_url:
-        path = await quick_edit(base_url, music, clips, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with _support.media(args.files) as (music, clips):
+        async with _support.api(args.local) as base_url:
+            path = await quick_edit(base_url, music, clips, args.out)
     print(f"saved {path}")
     return path
 

@@ -31,6 +31,10 @@ async def test_batch_renders_one_video_per_clip(tmp_path: Path) -> None:
     paths = await batch.main(["--local", "--out", str(tmp_path)])
     assert len(paths) == 3
     assert all(p.exists() for p in paths)
+    assert [p.name for p in paths] == [
+        f"batch-{n}-{p.name.split('-', 2)[2]}" for n, p in enumerate(paths, 1)
+    ]
+    assert not any(p.name.endswith(".mp4.mp4") for p in paths)
 
 
 async def test_iterative(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,5 +72,7 @@ async def test_the_notebook_runs_and_draws_the_timeline() -> None:
     drafts = [r for r in results if hasattr(r, "_repr_html_")]
     assert drafts
     assert drafts[0]._repr_html_().startswith("<svg")
-    assert any(isinstance(r, Path) and r.exists() for r in results)
+    videos = [r for r in results if isinstance(r, Path) and r.suffix == ".mp4"]
+    assert videos
+    assert not namespace["workdir"].exists()  # the last cell removes everything it made
     assert sys.modules.get("nemo_sync") is not None
