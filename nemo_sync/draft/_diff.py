@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -41,23 +42,32 @@ def _noun(track: Track) -> str:
 
 
 def _match(old: Sequence[Track], new: Sequence[Track]) -> list[tuple[Track | None, Track | None]]:
-    """Pair tracks by id, else by type and position among tracks of that type."""
+    """Pair tracks by id, else by type and position among id-less tracks of that type.
+
+    Each new track takes the first unmatched old track with its id, else the first unmatched
+    id-less old track of its type; old tracks left over are paired with None. Queues per id
+    and per type keep this linear (a scan per track made 40k tracks take seconds).
+    """
+    by_id: dict[str, deque[int]] = {}
+    by_type: dict[object, deque[int]] = {}
+    for index, track in enumerate(old):
+        if track.id:
+            by_id.setdefault(track.id, deque()).append(index)
+        else:
+            by_type.setdefault(track.track_type, deque()).append(index)
+    matched: set[int] = set()
     pairs: list[tuple[Track | None, Track | None]] = []
-    unmatched_old = list(old)
     for track in new:
-        partner = next((o for o in unmatched_old if o.id and o.id == track.id), None)
-        if partner is None and not track.id:
-            partner = next(
-                (o for o in unmatched_old if not o.id and o.track_type == track.track_type), None
-            )
-        if partner is None and track.id:
-            partner = next(
-                (o for o in unmatched_old if not o.id and o.track_type == track.track_type), None
-            )
-        if partner is not None:
-            unmatched_old.remove(partner)
+        queue = by_id.get(track.id) if track.id else None
+        if not queue:
+            queue = by_type.get(track.track_type)
+        partner: Track | None = None
+        if queue:
+            index = queue.popleft()
+            matched.add(index)
+            partner = old[index]
         pairs.append((partner, track))
-    pairs.extend((o, None) for o in unmatched_old)
+    pairs.extend((o, None) for i, o in enumerate(old) if i not in matched)
     return pairs
 
 

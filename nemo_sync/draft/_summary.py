@@ -38,11 +38,11 @@ def track_label(track: Track) -> str:
 
 
 def _names(segments: Sequence[Segment]) -> list[str]:
-    seen: list[str] = []
-    for segment in segments:
-        if segment.label not in seen:
-            seen.append(segment.label)
-    return seen
+    """The distinct labels, in order of first appearance.
+
+    A dict, not a list: membership in a list made a 40k-segment summary take seconds.
+    """
+    return list(dict.fromkeys(segment.label for segment in segments))
 
 
 def track_content(track: Track, unit: str = "s") -> str:
