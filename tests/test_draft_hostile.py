@@ -6,14 +6,17 @@ benchmarks/bench_draft.py.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nemo_sync.draft import Draft, Segment, Track, TrackType
 from nemo_sync.draft._diff import _match
 
+NS = "{http://www.w3.org/2000/svg}"
 N = 2_000  # enough to tell N*N/2 comparisons from a few N
 
 
@@ -128,3 +131,114 @@ def test_fast_track_matching_pairs_exactly_like_the_scan(
         return [(id(a) if a else None, id(b) if b else None) for a, b in pairs]
 
     assert ident(_match(old, new)) == ident(_reference_match(old, new))
+
+
+# Row 11: NaN, Infinity and numbers beyond a float in a draft are shown as unknown, never raise.
+
+_NON_FINITE = [float("nan"), float("inf"), float("-inf"), 10**400]
+_NON_FINITE_IDS = ["nan", "inf", "-inf", "10**400"]
+
+
+def _one_segment(**changes: Any) -> dict[str, Any]:
+    segment = {"id": "s1", "n": "Lo-fi", "st": 0, "d": 10_000, "v": 0.35, **changes}
+    return {"t": [{"id": "a", "tt": 1, "sg": [segment]}], "m": {"beats": [0, 500]}}
+
+
+@pytest.mark.parametrize("value", _NON_FINITE, ids=_NON_FINITE_IDS)
+def test_a_non_finite_volume_is_shown_as_absent(value: float) -> None:
+    draft = Draft.from_wire(_one_segment(v=value))
+    assert draft.summary() == "Timeline (1 track): 1. BGM: Lo-fi (0-10s)"
+    ET.fromstring(draft._repr_html_())
+    normal = Draft.from_wire(_one_segment())
+    assert draft.diff(draft) == []
+    assert normal.diff(draft) == []  # an unknown volume is not a change to report
+    assert [c.sentence for c in draft.diff(normal)] == [
+        "Changed volume of 'Lo-fi' from default to 35%"
+    ]
+    assert [c.sentence for c in Draft().diff(draft)] == ["Added audio track 'Lo-fi' (0-10 s)"]
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)], ids=["huge", "-huge"])
+def test_times_beyond_a_float_are_shown_as_unknown(value: int) -> None:
+    draft = Draft.from_wire({**_one_segment(st=value, d=value), "d": value})
+    assert draft.summary() == "Timeline (1 track): 1. BGM: Lo-fi (?-?s, 35%)"
+    ET.fromstring(draft._repr_html_())
+    sentences = [c.sentence for c in Draft.from_wire(_one_segment()).diff(draft)]
+    assert sentences == ["Trimmed 'Lo-fi' to ?-? s"]
+    assert [c.sentence for c in Draft.from_wire({"d": 1}).diff(Draft.from_wire({"d": value}))] == [
+        "The timeline is now ? s long"
+    ]
+
+
+@pytest.mark.parametrize("value", _NON_FINITE, ids=_NON_FINITE_IDS)
+def test_non_finite_beats_are_left_out(value: float) -> None:
+    draft = Draft.from_wire({**_one_segment(), "m": {"beats": [0, value, 500]}})
+    assert draft.beats_ms == [0, 500]
+    svg = ET.fromstring(draft._repr_html_())
+    assert len([e for e in svg.iter(f"{NS}line") if e.get("stroke") == "#ef4444"]) == 2
+
+
+# Row 16: the picture is bounded in time and size, and always valid XML.
+
+
+def _lines(svg: str) -> list[ET.Element]:
+    return list(ET.fromstring(svg).iter(f"{NS}line"))
+
+
+@pytest.mark.timeout(20)  # it never returned (10**12 made a 118 MB picture)
+@pytest.mark.parametrize(
+    "duration", [10**12, 10**15, 10**300, 10**400], ids=["1e12", "1e15", "1e300", "1e400"]
+)
+def test_a_huge_duration_draws_a_dozen_ticks(duration: int) -> None:
+    svg = Draft.from_wire({"d": duration})._repr_html_()
+    assert len(svg) < 10_000
+    assert 2 <= len(_lines(svg)) <= 13
+
+
+def test_a_long_timeline_gets_round_ticks() -> None:
+    svg = Draft.from_wire({"d": 10 * 3600 * 1000})._repr_html_()  # ten hours
+    texts = [t.text for t in ET.fromstring(svg).iter(f"{NS}text")]
+    assert texts[:3] == ["0s", "5000s", "10000s"]
+
+
+def test_many_segments_and_tracks_draw_a_bounded_picture() -> None:
+    many = [{"n": f"clip {i} " + "&" * 300, "st": i * 10, "d": 10} for i in range(N * 20)]
+    tracks = [{"tt": 0, "sg": many}] + [
+        {"tt": 1, "n": f"t{i}", "sg": [{"n": "x", "st": 0, "d": 10}]} for i in range(500)
+    ]
+    draft = Draft.from_wire({"t": tracks, "m": {"beats": list(range(0, N * 200, 7))}})
+    svg = draft._repr_html_()
+    root = ET.fromstring(svg)
+    assert len(svg) < 3_000_000
+    rects = list(root.iter(f"{NS}rect"))
+    assert 100 < len(rects) <= 2_001
+    texts = [t.text for t in root.iter(f"{NS}text")]
+    assert "… and 481 more tracks" in texts
+    # The first track still covers the whole lane: buckets keep the furthest-reaching block.
+    first_row = [r for r in rects if r.get("y") == "30"]
+    right = max(float(r.get("x", 0)) + float(r.get("width", 0)) for r in first_row)
+    assert right >= 789
+    beats = [float(line.get("x1", 0)) for line in _lines(svg) if line.get("stroke") == "#ef4444"]
+    assert 700 <= len(beats) <= 1_000
+    assert max(beats) >= 789  # marks span the timeline, not only its first thousand beats
+
+
+def test_control_and_xml_invalid_characters_are_stripped_from_the_picture() -> None:
+    name = "clip\x00\x1b[2J\x07\x7f\x9b\ud800\ufffe ok"
+    draft = Draft.from_wire(
+        {"t": [{"tt": 9, "n": "odd\x1btrack", "sg": [{"n": name, "st": 0, "d": 1000}]}]}
+    )
+    svg = draft._repr_html_()
+    root = ET.fromstring(svg)  # NUL, ESC or a lone surrogate made this fail
+    titles = [t.text for t in root.iter(f"{NS}title")]
+    assert "clip[2J ok" in titles
+    texts = [t.text for t in root.iter(f"{NS}text")]
+    assert "oddtrack" in texts
+    svg.encode("utf-8")  # no lone surrogates left
+
+
+def test_a_huge_name_is_cut_in_the_picture() -> None:
+    svg = Draft.from_wire(
+        {"t": [{"tt": 0, "n": "n" * 10**6, "sg": [{"n": "x" * 10**6, "st": 0, "d": 1}]}]}
+    )._repr_html_()
+    assert len(svg) < 10_000

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from nemo_sync.draft._models import Segment, Track, TrackType
-from nemo_sync.draft._summary import percent, span, track_content
+from nemo_sync.draft._summary import finite, percent, seconds, span, track_content
 
 if TYPE_CHECKING:
     from nemo_sync.draft._draft import Draft
@@ -94,14 +94,17 @@ def _segment_changes(old: Track, new: Track) -> list[Change]:
                 )
             )
             continue
-        if before.volume != segment.volume and segment.volume is not None:
-            was = percent(before.volume) if before.volume is not None else "default"
+        # A non-finite volume (NaN, Infinity) counts as absent: NaN != NaN would otherwise
+        # report a change on every turn, and formatting it raises.
+        was_volume, volume = finite(before.volume), finite(segment.volume)
+        if volume is not None and was_volume != volume:
+            was = percent(was_volume) if was_volume is not None else "default"
             changes.append(
                 Change(
                     "volume",
                     new,
                     segment,
-                    f"Changed volume of '{segment.label}' from {was} to {percent(segment.volume)}",
+                    f"Changed volume of '{segment.label}' from {was} to {percent(volume)}",
                 )
             )
         if before.text != segment.text and segment.text is not None:
@@ -154,7 +157,7 @@ def diff(old: Draft, new: Draft) -> list[Change]:
                 "duration",
                 None,
                 None,
-                f"The timeline is now {span(0, new.duration_ms, ' s').split('-')[1]} long",
+                f"The timeline is now {seconds(new.duration_ms)} s long",
             )
         )
     return changes

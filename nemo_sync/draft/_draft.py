@@ -12,7 +12,7 @@ import attrs
 from nemo_sync.draft import _wire
 from nemo_sync.draft._diff import Change, diff
 from nemo_sync.draft._models import Segment, Track, TrackType
-from nemo_sync.draft._summary import summary
+from nemo_sync.draft._summary import finite, summary
 from nemo_sync.errors import NemoError
 
 if TYPE_CHECKING:
@@ -88,11 +88,10 @@ class Draft:
     def beats_ms(self) -> list[int]:
         """Beat markers (ms) from the metadata, when the draft has them."""
         beats = self.metadata.get("beats")
-        return (
-            [int(b) for b in beats if isinstance(b, (int, float))]
-            if isinstance(beats, list)
-            else []
-        )
+        if not isinstance(beats, list):
+            return []
+        # NaN, Infinity and 10**400 are not beats anyone can draw: left out, not an error.
+        return [int(b) for b in beats if isinstance(b, (int, float)) and finite(b) is not None]
 
     def tracks_of(self, track_type: TrackType) -> list[Track]:
         """The tracks of one type."""
