@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemo_sync.draft import Draft, Segment, Track, TrackType
+from nemo_sync._models import SessionState
+from nemo_sync.draft import Draft, DraftFormatError, Segment, Track, TrackType
 from nemo_sync.draft._diff import _match
+from nemo_sync.errors import APIResponseError
 
 NS = "{http://www.w3.org/2000/svg}"
 N = 2_000  # enough to tell N*N/2 comparisons from a few N
@@ -242,3 +244,45 @@ def test_a_huge_name_is_cut_in_the_picture() -> None:
         {"t": [{"tt": 0, "n": "n" * 10**6, "sg": [{"n": "x" * 10**6, "st": 0, "d": 1}]}]}
     )._repr_html_()
     assert len(svg) < 10_000
+
+
+# Row 10: JSON nested too deep for deepcopy (or json.dumps, or ==) is a typed error.
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """``{"x": {"x": ...}}`` built without recursion."""
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(depth - 1):
+        node["x"] = {}
+        node = node["x"]
+    return root
+
+
+@pytest.mark.parametrize("depth", [800, 100_000])
+@pytest.mark.parametrize(
+    "place",
+    [
+        lambda deep: {"m": deep},
+        lambda deep: {"fx": [deep]},
+        lambda deep: {"t": [{"tt": 0, "sg": [{"n": "a", "fx": deep}]}]},
+        lambda deep: {"t": [{"tt": 0, "fx": deep}]},
+    ],
+    ids=["metadata", "draft-extra", "segment-extra", "track-extra"],
+)
+def test_deep_json_is_a_draft_format_error(depth: int, place: Any) -> None:
+    with pytest.raises(DraftFormatError, match="nested deeper than 100 levels"):
+        Draft.from_wire(place(_nested(depth)))
+
+
+def test_json_just_under_the_depth_limit_round_trips() -> None:
+    wire = {"t": [{"tt": 0, "sg": [{"n": "a", "fx": _nested(95)}]}]}  # 100 levels in all
+    assert Draft.from_wire(wire).to_wire() == wire
+    with pytest.raises(DraftFormatError):
+        Draft.from_wire({"t": [{"tt": 0, "sg": [{"n": "a", "fx": _nested(96)}]}]})
+
+
+def test_a_deep_state_from_the_server_is_an_api_response_error() -> None:
+    deep = _nested(100_000)
+    with pytest.raises(APIResponseError, match=r"not a draft: .*nested deeper"):
+        SessionState.from_data({"state": {"draft": {"m": deep}}}, "/state")

@@ -47,7 +47,8 @@ class Draft:
         """Read the service's draft JSON. The input is never modified.
 
         Raises:
-            DraftFormatError: when the JSON is not draft-shaped.
+            DraftFormatError: when the JSON is not draft-shaped, or nests deeper than
+                100 levels (which would exhaust the recursion of the copies).
         """
         result: Draft = _wire.converter.structure(data, cls)
         return result
@@ -203,6 +204,7 @@ def _media_length_ms(media: object) -> int | None:
 def _structure_draft(obj: Any, _type: Any) -> Draft:
     if not isinstance(obj, Mapping):
         raise _wire.DraftFormatError(f"a draft must be a JSON object, got {type(obj).__name__}")
+    _wire.check_depth(obj)  # before anything recurses into it
     draft = Draft()
     extra: dict[str, Any] = {}
     for key, value in obj.items():
