@@ -1,7 +1,8 @@
 """The ``nemo-sync`` command.
 
 Exit codes: 0 ok, 1 an API or input error (one clear line on stderr), 2 a usage error,
-130 interrupted. Tracebacks only with ``-v``.
+130 interrupted. Tracebacks only with ``-v``, even for an unexpected error (a bug): that prints
+one line naming the exception and suggests ``-v``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
@@ -86,14 +86,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.error(str(exc))
         if not args.local:
             output.hint("no network? `nemo-sync --local ...` runs on the embedded emulator")
-        _trace(args)
+        _trace(args, output)
         return 1
     except (NemoError, OSError, ValueError) as exc:
         output.error(str(exc) or type(exc).__name__)
-        _trace(args)
+        _trace(args, output)
+        return 1
+    except Exception as exc:  # a bug, or input nothing above anticipated: still one line
+        output.error(f"unexpected {_first_line(exc)} (run with -v for the traceback)")
+        _trace(args, output)
         return 1
 
 
-def _trace(args: argparse.Namespace) -> None:
+def _first_line(exc: Exception) -> str:
+    """ "KeyError: 'x'", cut to one short line (the message may hold a whole reply)."""
+    lines = str(exc).splitlines()
+    message = lines[0] if lines else ""
+    if len(message) > _MESSAGE_MAX:
+        message = message[: _MESSAGE_MAX - 1] + "…"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+_MESSAGE_MAX = 200
+
+
+def _trace(args: argparse.Namespace, output: Output) -> None:
     if args.verbose:
-        traceback.print_exc()
+        output.traceback()

@@ -1,13 +1,40 @@
-"""How the CLI talks: human lines or JSON, errors as one clear line, progress bars."""
+"""How the CLI talks: human lines or JSON, errors as one clear line, progress bars.
+
+Everything written goes through ``terminal_safe`` (or, for JSON, ``_json_safe``): names,
+replies and error messages come from the server, and raw control bytes in them could clear
+the screen, retitle the window or rewrite what was printed before.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TextIO
 
 import attrs
+
+# C0 controls except tab and newline, DEL, and the C1 controls (U+0080-U+009F: a terminal may
+# read U+009B as CSI, the same as ESC [), shown as \x1b and so on.
+_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
+_TERMINAL_ESCAPES = {c: f"\\x{c:02x}" for c in _CONTROLS if c not in (0x09, 0x0A)}
+# json.dumps escapes C0 itself but leaves DEL and C1 raw when ensure_ascii is off. They can only
+# occur inside JSON strings, where the \u form means the same character.
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in _CONTROLS if c >= 0x7F}
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with terminal control characters escaped; newlines and tabs kept.
+
+    A CR-LF line end becomes a newline; any other CR is escaped (it moves the cursor back over
+    what was printed).
+    """
+    return text.replace("\r\n", "\n").translate(_TERMINAL_ESCAPES)
+
+
+def _json_safe(document: str) -> str:
+    return document.translate(_JSON_ESCAPES)
 
 
 class Output:
@@ -24,31 +51,37 @@ class Output:
     def result(self, human: str, data: Any = None) -> None:
         """The command's result: ``human`` as text, or ``data`` as one JSON document."""
         if self.as_json:
-            self.out.write(json.dumps(_jsonable(data), ensure_ascii=False, indent=2) + "\n")
+            document = json.dumps(_jsonable(data), ensure_ascii=False, indent=2)
+            self.out.write(_json_safe(document) + "\n")
         else:
-            self.out.write(human + "\n")
+            self.out.write(terminal_safe(human) + "\n")
         self.out.flush()
 
     def say(self, text: str, *, end: str = "\n") -> None:
         """Progress and status for a person (stderr in JSON mode, so stdout stays parseable)."""
         stream = self.err if self.as_json else self.out
-        stream.write(text + end)
+        stream.write(terminal_safe(text) + end)
         stream.flush()
 
     def info(self, text: str) -> None:
         """Details shown only with -v."""
         if self.verbose:
-            self.err.write(text + "\n")
+            self.err.write(terminal_safe(text) + "\n")
             self.err.flush()
 
     def error(self, text: str) -> None:
         """One clear line on stderr."""
-        self.err.write(f"error: {text}\n")
+        self.err.write(f"error: {terminal_safe(text)}\n")
         self.err.flush()
 
     def hint(self, text: str) -> None:
         """A suggestion after an error (stderr)."""
-        self.err.write(f"hint: {text}\n")
+        self.err.write(f"hint: {terminal_safe(text)}\n")
+        self.err.flush()
+
+    def traceback(self) -> None:
+        """The traceback of the exception being handled (stderr; the CLI shows it with -v)."""
+        self.err.write(terminal_safe(traceback.format_exc()))
         self.err.flush()
 
     def progress(self, label: str, *, total: float | None, unit: str = "B") -> Progress:
@@ -61,7 +94,7 @@ class Progress:
 
     def __init__(self, output: Output, label: str, *, total: float | None, unit: str) -> None:
         self._output = output
-        self._label = label
+        self._label = terminal_safe(label)  # tqdm writes it as given
         self._total = total
         self._unit = unit
         self._bar: Any = None
@@ -77,7 +110,7 @@ class Progress:
                 scale = unit == "B"
                 self._bar = tqdm(
                     total=total,
-                    desc=label,
+                    desc=self._label,
                     unit=unit,
                     unit_scale=scale,
                     unit_divisor=1024 if scale else 1000,

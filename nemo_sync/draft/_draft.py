@@ -12,7 +12,7 @@ import attrs
 from nemo_sync.draft import _wire
 from nemo_sync.draft._diff import Change, diff
 from nemo_sync.draft._models import Segment, Track, TrackType
-from nemo_sync.draft._summary import summary
+from nemo_sync.draft._summary import finite, summary
 from nemo_sync.errors import NemoError
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ class Draft:
         """Read the service's draft JSON. The input is never modified.
 
         Raises:
-            DraftFormatError: when the JSON is not draft-shaped.
+            DraftFormatError: when the JSON is not draft-shaped, or nests deeper than
+                100 levels (which would exhaust the recursion of the copies).
         """
         result: Draft = _wire.converter.structure(data, cls)
         return result
@@ -88,11 +89,10 @@ class Draft:
     def beats_ms(self) -> list[int]:
         """Beat markers (ms) from the metadata, when the draft has them."""
         beats = self.metadata.get("beats")
-        return (
-            [int(b) for b in beats if isinstance(b, (int, float))]
-            if isinstance(beats, list)
-            else []
-        )
+        if not isinstance(beats, list):
+            return []
+        # NaN, Infinity and 10**400 are not beats anyone can draw: left out, not an error.
+        return [int(b) for b in beats if isinstance(b, (int, float)) and finite(b) is not None]
 
     def tracks_of(self, track_type: TrackType) -> list[Track]:
         """The tracks of one type."""
@@ -204,6 +204,7 @@ def _media_length_ms(media: object) -> int | None:
 def _structure_draft(obj: Any, _type: Any) -> Draft:
     if not isinstance(obj, Mapping):
         raise _wire.DraftFormatError(f"a draft must be a JSON object, got {type(obj).__name__}")
+    _wire.check_depth(obj)  # before anything recurses into it
     draft = Draft()
     extra: dict[str, Any] = {}
     for key, value in obj.items():

@@ -5,6 +5,7 @@ Timeline (3 tracks): 1. Video: city timelapse (0-10s) 2. BGM: Lo-fi (0-10s, 35%)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from nemo_sync.draft._models import Segment, Track, TrackType
@@ -12,9 +13,27 @@ from nemo_sync.draft._models import Segment, Track, TrackType
 _LABELS = {TrackType.VIDEO: "Video", TrackType.AUDIO: "BGM", TrackType.TEXT: "Title"}
 
 
+def finite(value: object) -> float | None:
+    """A number as a float when it is finite, else None.
+
+    NaN, Infinity and integers too large for a float (JSON allows ``1e309`` and ``10**400``)
+    are shown as unknown rather than raising ValueError or OverflowError in a summary.
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def seconds(ms: int | float) -> str:
-    """Milliseconds as compact seconds: 10000 -> "10", 1500 -> "1.5"."""
-    value = round(ms / 1000.0, 1)
+    """Milliseconds as compact seconds: 10000 -> "10", 1500 -> "1.5", unknown -> "?"."""
+    number = finite(ms)
+    if number is None:
+        return "?"
+    value = round(number / 1000.0, 1)
     return str(int(value)) if value == int(value) else f"{value:.1f}"
 
 
@@ -24,7 +43,9 @@ def span(ms_from: int, ms_to: int, unit: str = "s") -> str:
 
 
 def percent(volume: float) -> str:
-    return f"{round(volume * 100):d}%"
+    """0.35 -> "35%"; callers pass a finite volume (see ``finite``)."""
+    scaled = volume * 100
+    return f"{round(scaled):d}%" if math.isfinite(scaled) else "?%"
 
 
 def track_label(track: Track) -> str:
@@ -38,11 +59,11 @@ def track_label(track: Track) -> str:
 
 
 def _names(segments: Sequence[Segment]) -> list[str]:
-    seen: list[str] = []
-    for segment in segments:
-        if segment.label not in seen:
-            seen.append(segment.label)
-    return seen
+    """The distinct labels, in order of first appearance.
+
+    A dict, not a list: membership in a list made a 40k-segment summary take seconds.
+    """
+    return list(dict.fromkeys(segment.label for segment in segments))
 
 
 def track_content(track: Track, unit: str = "s") -> str:
@@ -60,7 +81,7 @@ def track_content(track: Track, unit: str = "s") -> str:
     else:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         what = f"{len(segments)} clips from {shown}"
-    volumes = [s.volume for s in segments if s.volume is not None]
+    volumes = [v for s in segments if (v := finite(s.volume)) is not None]
     if track.track_type == TrackType.AUDIO and volumes:
         return f"{what} ({where}, {percent(volumes[0])})"
     return f"{what} ({where})"

@@ -23,6 +23,41 @@ class DraftFormatError(NemoError, ValueError):
     """JSON that is not draft-shaped (``t`` not a list, a track not an object, ...)."""
 
 
+# How deep a draft's JSON may nest, the draft object itself being level 1. Real drafts use
+# about 6 levels. The copies (deepcopy), json.dumps and == all recurse, about two Python frames
+# a level, so a limit well under the interpreter's 1000 keeps all of them safe.
+MAX_DEPTH = 100
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Raise DraftFormatError when ``value`` nests lists and objects deeper than ``limit``.
+
+    Iterative, one level at a time, so a 100,000-deep value costs no recursion; a container
+    met twice (shared, or a cycle built in Python) is walked once.
+    """
+    level: list[Any] = [value]
+    seen: set[int] = set()
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            raise DraftFormatError(f"the draft's JSON is nested deeper than {limit} levels")
+        below: list[Any] = []
+        push = below.append
+        for item in level:
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            for child in item.values() if isinstance(item, Mapping) else item:
+                # The type test first: most values are JSON scalars, and it is the cheap one.
+                if type(child) not in _SCALARS and isinstance(child, (Mapping, list, tuple)):
+                    push(child)
+        level = below
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 # attribute -> (wire key, accepted JSON types). bool is never accepted as a number.
 _INT = (int,)
 _NUM = (int, float)
