@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from nemo_sync._events import TextEvent, ToolCallEvent, ToolResultEvent
 from nemo_sync._routing import Action, route
+from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import NemoError
 
@@ -44,11 +45,9 @@ def _attached_files(line: str) -> list[Path]:
 
 async def run_chat(ctx: Context) -> int:
     """The read-route-act loop."""
-    from nemo_sync.cli._commands import _render, _session, _upload_all
-
     out = ctx.output
     out.say("Setting things up...")
-    session = await _session(ctx, ctx.args.session, create=True)
+    session = await workflow.open_session(ctx, ctx.args.session, create=True)
     out.say(GREETING)
     exports = 0
     while True:
@@ -65,7 +64,7 @@ async def run_chat(ctx: Context) -> int:
                 if not files:
                     out.say("Which file? Type `upload PATH`.")
                     continue
-                await _upload_all(ctx, session, files)
+                await workflow.upload_all(ctx, session, files)
             elif action is Action.CREDITS:
                 credits = await (await ctx.client()).credits()
                 out.say(f"Credits: {credits.available} available ({credits.frozen} frozen)")
@@ -74,7 +73,7 @@ async def run_chat(ctx: Context) -> int:
             elif action is Action.EXPORT:
                 exports += 1
                 name = Path("synced.mp4" if exports == 1 else f"synced-{exports}.mp4")
-                report = await _render(ctx, session, name)
+                report = await workflow.render(ctx, session, name)
                 out.say(f"Saved {report['output']}")
             else:
                 await _turn(ctx, session, line)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
-from nemo_sync.errors import ConfigurationError, NemoError
+from nemo_sync.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from nemo_sync._models import Media
-    from nemo_sync._render import RenderJob
-    from nemo_sync._session import Session
+    pass
 
 Command = Callable[[Context], Awaitable[int]]
 
@@ -67,117 +66,30 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
 
 
-def _poll_interval(ctx: Context) -> float | None:
-    given: float | None = ctx.args.poll_interval
-    if given is not None:
-        return given
-    # The emulator renders in seconds; the cloud gets the SDK's backing-off schedule.
-    return 0.5 if ctx.args.local else None
-
-
-def _check_files(paths: Sequence[Path]) -> None:
-    for path in paths:
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file")
-        if not path.is_file():
-            raise ValueError(f"{path}: not a regular file")
-
-
-async def _session(ctx: Context, session_id: str | None, *, create: bool) -> Session:
-    """The named session, else (create=True) a new one, else the last one used."""
-    client = await ctx.client()
-    if session_id:
-        session = client.session(session_id)
-    elif create:
-        session = await client.create_session()
-        ctx.output.info(f"new session {session.id}")
-        await say_claim_link(ctx, session)
-    else:
-        return await ctx.session(None)
-    ctx.remember_session(session)
-    return session
-
-
-async def say_claim_link(ctx: Context, session: Session) -> None:
-    """Print the browser link to the project, as the vendor's clients do; never fatal."""
-    if not session.task_id:
-        return
-    try:
-        link = await session.claim_url()
-    except NemoError as exc:
-        ctx.output.info(f"no browser link for this project ({exc})")
-        return
-    ctx.output.say(f"Open it in the browser: {link}")
-
-
-async def _upload_all(ctx: Context, session: Session, paths: Sequence[Path]) -> list[Media]:
-    uploaded = []
-    for path in paths:
-        size = path.stat().st_size
-        with ctx.output.progress(f"upload {path.name}", total=size) as bar:
-            media = await session.upload(path, on_progress=bar.callback())
-        ctx.output.say(f"Uploaded {media.name} ({media.kind})")
-        uploaded.append(media)
-    return uploaded
-
-
-async def _render(
-    ctx: Context, session: Session, out: Path | None, *, wait: bool = True
-) -> dict[str, Any]:
-    job = await session.export()
-    ctx.output.say(f"Rendering (job {job.id})...")
-    report: dict[str, Any] = {"job_id": job.id, "session_id": session.id}
-    if wait or out is not None:
-        report = await _finish_job(ctx, job, out, report)
-    await say_claim_link(ctx, session)
-    return report
-
-
-async def _finish_job(
-    ctx: Context, job: RenderJob, out: Path | None, report: dict[str, Any]
-) -> dict[str, Any]:
-    with ctx.output.progress("render", total=100, unit="%") as bar:
-        result = await job.wait(
-            poll_interval=_poll_interval(ctx),
-            on_progress=lambda r: bar.update_to(r.progress or 0, 100),
-        )
-        bar.update_to(100, 100)
-    report["download_url"] = result.download_url
-    if out is not None:
-        with ctx.output.progress(f"download {out.name}", total=None) as bar:
-            path = await job.download(out, on_progress=bar.callback())
-        report["output"] = str(path.resolve())
-    return report
-
-
 async def sync_command(ctx: Context) -> int:
     """Upload, ask for the beat sync, render and download: the product's quick edit."""
-    _check_files(ctx.args.media)
-    session = await _session(ctx, ctx.args.session, create=True)
-    await _upload_all(ctx, session, ctx.args.media)
+    workflow.check_files(ctx.args.media)
+    session = await workflow.open_session(ctx, ctx.args.session, create=True)
+    await workflow.upload_all(ctx, session, ctx.args.media)
     ctx.output.say(f"Asking: {ctx.args.message}")
-    reply = await session.send(ctx.args.message, on_still_working=_still_working(ctx))
+    reply = await session.send(ctx.args.message, on_still_working=workflow.still_working(ctx))
     ctx.output.say(reply.text)
     state = await session.state()
     ctx.output.say(state.draft.summary())
-    report = await _render(ctx, session, ctx.args.out)
+    report = await workflow.render(ctx, session, ctx.args.out)
     report["summary"] = state.draft.summary()
     ctx.output.result(f"Saved {report['output']}", report)
     return 0
 
 
-def _still_working(ctx: Context) -> Callable[[float], None]:
-    return lambda elapsed: ctx.output.say(f"⏳ Still working... ({elapsed:.0f} s)")
-
-
 async def upload_command(ctx: Context) -> int:
     """Upload files into a session (the last one used, else a new one)."""
-    _check_files(ctx.args.media)
+    workflow.check_files(ctx.args.media)
     try:
-        session = await _session(ctx, ctx.args.session, create=False)
+        session = await workflow.open_session(ctx, ctx.args.session, create=False)
     except ConfigurationError:  # no session yet: make one, as the skill does
-        session = await _session(ctx, None, create=True)
-    media = await _upload_all(ctx, session, ctx.args.media)
+        session = await workflow.open_session(ctx, None, create=True)
+    media = await workflow.upload_all(ctx, session, ctx.args.media)
     ctx.output.result(
         f"Session {session.id}: uploaded {len(media)} file(s)",
         {"session_id": session.id, "media": [m.raw for m in media]},
@@ -187,8 +99,8 @@ async def upload_command(ctx: Context) -> int:
 
 async def export_command(ctx: Context) -> int:
     """Render the timeline; with --wait or -o, wait for it (and download)."""
-    session = await _session(ctx, ctx.args.session, create=False)
-    report = await _render(ctx, session, ctx.args.out, wait=ctx.args.wait)
+    session = await workflow.open_session(ctx, ctx.args.session, create=False)
+    report = await workflow.render(ctx, session, ctx.args.out, wait=ctx.args.wait)
     human = f"Saved {report['output']}" if "output" in report else f"Render job {report['job_id']}"
     if "output" not in report and "download_url" in report:
         human = f"Rendered: {report['download_url']}"
@@ -213,7 +125,7 @@ async def jobs_command(ctx: Context) -> int:
     out = ctx.args.out
     if ctx.args.action == "download" and out is None:
         out = Path.cwd()
-    report = await _finish_job(ctx, job, out, {"job_id": job.id})
+    report = await workflow.finish_job(ctx, job, out, {"job_id": job.id})
     human = f"Saved {report['output']}" if "output" in report else f"Done: {report['download_url']}"
     ctx.output.result(human, report)
     return 0

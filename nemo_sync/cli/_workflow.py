@@ -1,0 +1,106 @@
+"""The steps the CLI's workflows share: sessions, uploads, renders, progress, browser links.
+
+``sync``, ``export``, ``jobs`` and the interactive ``chat`` all use these, so they live below
+both command modules and every import arrow points one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nemo_sync.cli._context import Context
+from nemo_sync.errors import NemoError
+
+if TYPE_CHECKING:
+    from nemo_sync._models import Media
+    from nemo_sync._render import RenderJob
+    from nemo_sync._session import Session
+
+
+def poll_interval(ctx: Context) -> float | None:
+    given: float | None = ctx.args.poll_interval
+    if given is not None:
+        return given
+    # The emulator renders in seconds; the cloud gets the SDK's backing-off schedule.
+    return 0.5 if ctx.args.local else None
+
+
+def check_files(paths: Sequence[Path]) -> None:
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        if not path.is_file():
+            raise ValueError(f"{path}: not a regular file")
+
+
+async def open_session(ctx: Context, session_id: str | None, *, create: bool) -> Session:
+    """The named session, else (create=True) a new one, else the last one used."""
+    client = await ctx.client()
+    if session_id:
+        session = client.session(session_id)
+    elif create:
+        session = await client.create_session()
+        ctx.output.info(f"new session {session.id}")
+        await say_claim_link(ctx, session)
+    else:
+        return await ctx.session(None)
+    ctx.remember_session(session)
+    return session
+
+
+async def say_claim_link(ctx: Context, session: Session) -> None:
+    """Print the browser link to the project, as the vendor's clients do; never fatal."""
+    if not session.task_id:
+        return
+    try:
+        link = await session.claim_url()
+    except NemoError as exc:
+        ctx.output.info(f"no browser link for this project ({exc})")
+        return
+    ctx.output.say(f"Open it in the browser: {link}")
+
+
+async def upload_all(ctx: Context, session: Session, paths: Sequence[Path]) -> list[Media]:
+    uploaded = []
+    for path in paths:
+        size = path.stat().st_size
+        with ctx.output.progress(f"upload {path.name}", total=size) as bar:
+            media = await session.upload(path, on_progress=bar.callback())
+        ctx.output.say(f"Uploaded {media.name} ({media.kind})")
+        uploaded.append(media)
+    return uploaded
+
+
+async def render(
+    ctx: Context, session: Session, out: Path | None, *, wait: bool = True
+) -> dict[str, Any]:
+    job = await session.export()
+    ctx.output.say(f"Rendering (job {job.id})...")
+    report: dict[str, Any] = {"job_id": job.id, "session_id": session.id}
+    if wait or out is not None:
+        report = await finish_job(ctx, job, out, report)
+    await say_claim_link(ctx, session)
+    return report
+
+
+async def finish_job(
+    ctx: Context, job: RenderJob, out: Path | None, report: dict[str, Any]
+) -> dict[str, Any]:
+    with ctx.output.progress("render", total=100, unit="%") as bar:
+        result = await job.wait(
+            poll_interval=poll_interval(ctx),
+            on_progress=lambda r: bar.update_to(r.progress or 0, 100),
+        )
+        bar.update_to(100, 100)
+    report["download_url"] = result.download_url
+    if out is not None:
+        with ctx.output.progress(f"download {out.name}", total=None) as bar:
+            path = await job.download(out, on_progress=bar.callback())
+        report["output"] = str(path.resolve())
+    return report
+
+
+def still_working(ctx: Context) -> Callable[[float], None]:
+    return lambda elapsed: ctx.output.say(f"⏳ Still working... ({elapsed:.0f} s)")
