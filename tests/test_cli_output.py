@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from nemo_sync._models import SessionState
+from nemo_sync._session_state import SessionState
 from nemo_sync.cli import _basic, main
 from nemo_sync.cli._context import Context
 from nemo_sync.cli._output import Output, terminal_safe

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemo_sync._models import SessionState
+from nemo_sync._session_state import SessionState
 from nemo_sync.draft import Draft, DraftFormatError, Segment, Track, TrackType
 from nemo_sync.draft._diff import _match
 from nemo_sync.errors import APIResponseError
