@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nemo-sync {__version__}")
     parser.add_argument("--base-url", help="API URL (default: NEMO_API_URL, else production)")
     parser.add_argument(
-        "--local", action="store_true", help="start the embedded emulator and use it (offline)"
+        "--local",
+        action="store_true",
+        help="use the local backend: an embedded emulator whose state is kept under the home",
     )
     parser.add_argument("--home", help="folder for credentials and jobs (default: NEMO_HOME)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     add("credits", _basic.credits_command, "show the credit balance")
     add("login", _basic.login_command, "get or reuse an anonymous token (never shown)")
     add("logout", _basic.logout_command, "forget the saved anonymous credentials")
+    add("reset", _basic.reset_command, "empty the local backend (with --local; asks nothing)")
     state = add("state", _basic.state_command, "show the session's timeline")
     state.add_argument("--session", help="session id (default: the last one used)")
     _add_more_commands(add)

@@ -19,10 +19,18 @@ from nemo_sync.errors import ConfigurationError
 CLI_STATE = "cli-state.json"
 
 
+LOCAL_FOLDER = "local"
+EMULATOR_FOLDER = "emulator"
+
+
 def _emulator_settings() -> dict[str, Any]:
     """Knobs for the embedded emulator, for scripted sessions and tests:
-    NEMO_EMULATOR_SILENT_RATIO (0-1) and NEMO_EMULATOR_SEED."""
+    NEMO_EMULATOR_SILENT_RATIO (0-1), NEMO_EMULATOR_SEED and NEMO_EMULATOR_RENDER_SECONDS
+    (the shortest a render takes)."""
     settings: dict[str, Any] = {}
+    render_seconds = os.environ.get("NEMO_EMULATOR_RENDER_SECONDS")
+    if render_seconds:
+        settings["render_seconds"] = float(render_seconds)
     ratio = os.environ.get("NEMO_EMULATOR_SILENT_RATIO")
     if ratio:
         settings["silent_ratio"] = float(ratio)
@@ -47,14 +55,25 @@ class Context:
         """NEMO_HOME; with --local, a separate folder so the emulator's tokens never
         overwrite the real service's credentials."""
         home = resolve_home(self.args.home)
-        return home / "local" if self.args.local else home
+        return home / LOCAL_FOLDER if self.args.local else home
+
+    @property
+    def local_data_dir(self) -> Path:
+        """The local backend's folder: its database, uploads and renders."""
+        return resolve_home(self.args.home) / LOCAL_FOLDER / EMULATOR_FOLDER
 
     async def start_emulator(self) -> str:
-        """Start the embedded emulator in this process (once) and return its URL."""
+        """Start the embedded emulator in this process (once) and return its URL.
+
+        Its state is kept under the home, so every ``--local`` command, in any process,
+        talks to one local service; only the port differs from one process to the next.
+        """
         if self.emulator_url is None:
             from nemo_sync.emulator import Emulator
 
-            emulator = await self._stack.enter_async_context(Emulator(**_emulator_settings()))
+            emulator = await self._stack.enter_async_context(
+                Emulator(data_dir=self.local_data_dir, **_emulator_settings())
+            )
             self.emulator_url = emulator.url
             self.output.info(f"local emulator at {emulator.url}")
         return self.emulator_url

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import attrs
@@ -17,7 +18,7 @@ from aiohttp import web
 from nemo_sync.emulator import _replies
 from nemo_sync.emulator._clock import FakeClock
 from nemo_sync.emulator._config import Config
-from nemo_sync.emulator._edits import apply_edits, describe, needs_beats
+from nemo_sync.emulator._edits import EditResult, apply_edits, describe, needs_beats
 from nemo_sync.emulator._errors import ApiError
 from nemo_sync.emulator._fastapi import DetailError, missing, read_json_body, refuse, wrong_type
 from nemo_sync.emulator._faults import Fault
@@ -25,6 +26,7 @@ from nemo_sync.emulator._intent import parse
 from nemo_sync.emulator._local import BeatInfo, analyse_beats
 from nemo_sync.emulator._sse import SseWriter
 from nemo_sync.emulator._state import Account, MediaRecord, SessionRecord
+from nemo_sync.emulator._store import Changes
 
 AUTHOR = "nemo_agent"
 
@@ -153,6 +155,7 @@ async def run_turn(
     clock: FakeClock,
     fault: Fault | None,
     no_credits: Callable[[Account, int], ApiError],
+    transaction: Callable[[], AbstractAsyncContextManager[Changes]],
 ) -> web.StreamResponse:
     """Answer ``POST /run_sse`` for one message.
 
@@ -182,7 +185,9 @@ async def run_turn(
         )
         events = _Events(clock)
         await writer.heartbeat()  # the stream is open: the agent is thinking
-        session.turns += 1
+        async with transaction() as changes:
+            session.turns += 1
+            changes.mark(session)
         if fault is not None and fault.agent_crash is not None:
             await writer.adk_error(RuntimeError(fault.agent_crash), clock.now())
             await _finish(writer, response)
@@ -204,13 +209,19 @@ async def run_turn(
             )
             await _finish(writer, response)
             return response
-        result = apply_edits(session, intent, text, beats)
-        delta: dict[str, Any] = {}
-        if result.edited:
-            session.draft = result.draft
-            session.version += 1
-            account.available -= min(config.chat_cost, account.available)
-            delta = {"draft_version": session.version}
+        # One transaction for the edit: with a shared data folder, another process's turn on
+        # this session lands before or after it, never half over it.
+        async with transaction() as changes:
+            result = apply_edits(session, intent, text, beats)
+            delta: dict[str, Any] = {}
+            if result.edited:
+                session.draft = result.draft
+                session.version += 1
+                account.available -= min(config.chat_cost, account.available)
+                delta = {"draft_version": session.version}
+            # Drawn here, in the transaction: the session's generator is part of its state.
+            reply = _reply_text(session, result, intent.chinese, config)
+            changes.mark(session, account, *([music] if music is not None else []))
         for index, call in enumerate(result.calls):
             call_id = f"adk-{uuid.uuid4()}"
             await writer.event(
@@ -234,14 +245,7 @@ async def run_turn(
                     state_delta=delta if last else None,
                 )
             )
-        silent = result.edited and session.rng.random() < config.silent_ratio
-        if not silent:
-            if result.notes:
-                reply = describe(result.notes, intent.chinese)
-                if result.edited and session.rng.random() < config.gui_phrase_ratio:
-                    reply += _replies.gui_hint(session.rng, intent.chinese)
-            else:
-                reply = _replies.help_text(intent.chinese)
+        if reply is not None:
             for piece in _chunks(reply, intent.chinese):
                 await writer.event(events.make([{"text": piece}], partial=True))
             await writer.event(events.make([{"text": reply}], partial=False))
@@ -249,6 +253,20 @@ async def run_turn(
         # A silent turn just ends: no text, no turnComplete (the client checks the state).
         await _finish(writer, response)
         return response
+
+
+def _reply_text(
+    session: SessionRecord, result: EditResult, chinese: bool, config: Config
+) -> str | None:
+    """The turn's reply, or ``None`` for a silent turn."""
+    if result.edited and session.rng.random() < config.silent_ratio:
+        return None
+    if not result.notes:
+        return _replies.help_text(chinese)
+    reply = describe(result.notes, chinese)
+    if result.edited and session.rng.random() < config.gui_phrase_ratio:
+        reply += _replies.gui_hint(session.rng, chinese)
+    return reply
 
 
 async def _finish(writer: SseWriter, response: web.StreamResponse) -> None:

@@ -54,7 +54,10 @@ class ClaimRoutes:
             raise ApiError(1002, f"session not found in task {body['task_id']}")
         token = f"clm_{secrets.token_urlsafe(24)}"
         ttl = int(CLAIM_TOKEN_TTL)
-        self.emu.state.claims[token] = Claim(session, self.emu.clock.now() + ttl)
+        claim = Claim(token=token, session=session, expires_at=self.emu.clock.now() + ttl)
+        async with self.emu.transaction() as changes:
+            self.emu.state.claims[token] = claim
+            changes.mark(claim)
         return envelope({"claim_token": token, "expires_in": ttl})
 
     async def claim_page(self, request: web.Request) -> web.Response:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING
@@ -28,6 +31,7 @@ from nemo_sync.emulator._state import (
     SessionRecord,
     State,
 )
+from nemo_sync.emulator._store import Changes, MemoryStore, SqliteStore, StateStore
 
 if TYPE_CHECKING:
     from nemo_sync.emulator._thread import EmulatorThread
@@ -39,6 +43,10 @@ class _Default(enum.Enum):
 
 DEFAULT = _Default.DEFAULT
 _SHUTDOWN_TIMEOUT = 1.0
+# How often a render in a persistent emulator writes its progress (and so says it is alive),
+# and how long a silent one is taken for dead and re-run by the next process polled for it.
+HEARTBEAT_SECONDS = 0.5
+STALE_SECONDS = 3.0
 
 
 def _url_host(host: str) -> str:
@@ -84,8 +92,13 @@ class Emulator:
         render_status_enveloped: Serve the render status (``GET /api/render/proxy/lambda/<id>``)
             inside the ``{code, message, data}`` envelope; by default it is bare, as [V] says
             (clients must read both).
-        data_dir: Where uploads and renders are stored (a temporary folder, removed on
-            close, when not given).
+        data_dir: A folder to keep everything in, across restarts: the state (accounts,
+            tokens, sessions, drafts, media index, render jobs, credits, claim tokens) in a
+            SQLite database, with uploads and renders beside it. Any number of emulators,
+            in any processes, may share one folder: they act as one service, and a render one
+            of them left unfinished is finished by the next that is polled for it. When not
+            given, the state is in memory only and files go to a temporary folder removed on
+            close (the fast default for tests).
         max_recorded_requests: How many requests :attr:`requests` keeps (``None``: all).
     """
 
@@ -132,6 +145,11 @@ class Emulator:
         assert not isinstance(backend, _Default)
         self._own_data_dir = data_dir is None
         self._data_dir = Path(data_dir) if data_dir is not None else None
+        self.store: StateStore = (
+            MemoryStore() if self._data_dir is None else SqliteStore(self._data_dir)
+        )
+        # Names this process's render workers in a shared store's jobs.
+        self.worker_id = f"wrk_{secrets.token_hex(6)}"
         self._backend = backend
         self._renderer: Renderer | None = None
         self._runner: web.AppRunner | None = None
@@ -157,13 +175,15 @@ class Emulator:
         if self._data_dir is None:
             self._data_dir = Path(tempfile.mkdtemp(prefix="nemo-emulator-"))
         self._data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open(self.state)
         self._renderer = self._new_renderer()
         runner = web.AppRunner(Api(self).app(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
-        await runner.setup()
         try:
+            await runner.setup()
             await web.TCPSite(runner, self._host, self._port).start()
         except BaseException:
             await runner.cleanup()
+            await self.store.close()
             raise
         self._runner = runner
         port = runner.addresses[0][1]
@@ -171,12 +191,14 @@ class Emulator:
         self._cdn_url = f"http://{self._cdn_host}:{port}" if self._cdn_host else self._url
 
     async def close(self) -> None:
-        """Stop the server, end running renders and delete the stored files."""
+        """Stop the server and end running renders; without a ``data_dir``, delete the stored
+        files. With one, unfinished renders are left for the next emulator on the folder."""
         if self._renderer is not None:
             await self._renderer.cancel_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            await self.store.close()
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -311,9 +333,11 @@ class Emulator:
             ValueError: when the token is already known.
         """
         expires_at = self.clock.now() + expires_in if expires_in is not None else None
-        return self.state.add_token(
+        added = self.state.add_token(
             token, credits=credits, registered=registered, expires_at=expires_at
-        ).account
+        )
+        self.store.stage(added.account, added)
+        return added.account
 
     def set_credits(
         self, key: str, *, available: int | None = None, frozen: int | None = None
@@ -328,6 +352,7 @@ class Emulator:
             account.available = available
         if frozen is not None:
             account.frozen = frozen
+        self.store.stage(account)
         return account
 
     def register(self, key: str) -> Account:
@@ -338,6 +363,7 @@ class Emulator:
         """
         account = self.state.find_account(key)
         account.registered = True
+        self.store.stage(account)
         return account
 
     async def wait_for_renders(self) -> None:
@@ -346,10 +372,12 @@ class Emulator:
 
     def reset(self) -> None:
         """Forget everything: accounts, tokens, sessions, media, renders, faults, requests,
-        and the clock's offset. Running renders are stopped."""
+        and the clock's offset. Running renders are stopped. With a ``data_dir``, the stored
+        state is emptied too (for every process on it, with this emulator's next request)."""
         if self._renderer is not None:
             self._renderer.abandon()
         self.state = State(self._seed)
+        self.store.stage_clear()
         self.faults.clear()
         self.requests.clear()
         self.clock.reset()
@@ -357,10 +385,39 @@ class Emulator:
             for folder in ("media", "renders"):
                 shutil.rmtree(self._data_dir / folder, ignore_errors=True)
 
+    # -- the store ----------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Catch up with what other processes wrote to a shared ``data_dir`` (internal)."""
+        await self.store.sync(self.state)
+
+    def transaction(self) -> AbstractAsyncContextManager[Changes]:
+        """``async with emu.transaction() as changes:`` change the state atomically, marking
+        what changed with ``changes.mark(...)`` (internal; see ``_store``)."""
+        return self.store.transaction(self.state)
+
+    async def _save_render(self, job: RenderRecord, *, released: bool = False) -> None:
+        """Write a running job (progress, heartbeat, result) for other processes to see."""
+        job.worker = None if released or job.done else self.worker_id
+        job.heartbeat_at = time.time()
+        async with self.transaction() as changes:
+            changes.mark(job)
+
+    def render_is_orphan(self, job: RenderRecord) -> bool:
+        """Whether an unfinished job has nobody rendering it: no task here, and no worker
+        elsewhere that has said it is alive lately (internal)."""
+        if job.done or job.running_here or not self.store.persistent:
+            return False
+        if job.worker is None or job.worker == self.worker_id:
+            return True
+        return time.time() - job.heartbeat_at > STALE_SECONDS
+
     def _new_renderer(self) -> Renderer:
         config = self.config
         return Renderer(
             self._backend,
             render_seconds=lambda: config.render_seconds,
             out_dir=self.data_dir / "renders",
+            save=self._save_render if self.store.persistent else None,
+            heartbeat=HEARTBEAT_SECONDS,
         )

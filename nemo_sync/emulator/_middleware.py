@@ -50,12 +50,14 @@ async def drop_response(request: web.Request, response: web.Response) -> web.Str
 
 
 async def _handle(
-    request: web.Request, handler: Handler, fault: Fault | None, forced: ForcedError
+    emu: Emulator, request: web.Request, handler: Handler, fault: Fault | None, forced: ForcedError
 ) -> web.StreamResponse:
     if fault is not None and fault.latency:
         await asyncio.sleep(fault.latency)
     if fault is not None and fault.forces_error:
         raise forced(fault.error(), request)
+    # A persistent emulator answers from what every process on its folder wrote so far.
+    await emu.sync()
     return await handler(request)
 
 
@@ -85,7 +87,7 @@ def plumbing(emu: Emulator, forced: ForcedError) -> Middleware:
         if fault is not None:
             request[FAULT] = fault
         try:
-            response = await _handle(request, handler, fault, forced)
+            response = await _handle(emu, request, handler, fault, forced)
         except ApiError as exc:
             response = _error_response(exc)
         except web.HTTPException as exc:

@@ -6,7 +6,9 @@ Export is free [V]: nothing here looks at credits.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,8 @@ from nemo_sync.emulator._wire import attribution_problem, envelope, iso
 
 if TYPE_CHECKING:
     from nemo_sync.emulator._emulator import Emulator
+
+logger = logging.getLogger("nemo_sync.emulator")
 
 # The export body [V][T]: ``{"id", "sessionId", "draft", "output"}``; extra keys are ignored,
 # as a pydantic model does, so a v1 body fails on the missing ``id`` and ``sessionId``.
@@ -101,7 +105,10 @@ class RenderRoutes:
             fail_with=fault.render_fail if fault is not None else None,
             created_at=emu.clock.now(),
         )
-        self._state.add_render(job)  # 409 for an id this account already used
+        job.worker, job.heartbeat_at = emu.worker_id, time.time()
+        async with emu.transaction() as changes:
+            self._state.add_render(job)  # 409 for an id this account already used
+            changes.mark(job)
         emu.renderer.start(job, session)
         return envelope({"render_id": job.id, "status": job.status})
 
@@ -136,11 +143,28 @@ class RenderRoutes:
         """``GET /api/render/proxy/lambda/<id>``: bare by default, as [V] describes it."""
         account = self._account(request)
         job = self._state.render_for(account, request.match_info["render_id"])
+        await self._resume_if_orphan(job)
         fault = request.get(FAULT)
         body = self.status_body(job, omit_url=bool(fault and fault.omit_output_url))
         if self.emu.config.render_status_enveloped:
             return envelope(body)
         return web.json_response(body)
+
+    async def _resume_if_orphan(self, job: RenderRecord) -> None:
+        """Render again, from its stored draft, a job that a stopped process left unfinished
+        (renders are reproducible: same draft, same media, same video)."""
+        emu = self.emu
+        if not emu.render_is_orphan(job):
+            return
+        async with emu.transaction() as changes:
+            # Looked at again under the store's write lock: of two processes polling an
+            # orphan at once, only the first takes it.
+            if not emu.render_is_orphan(job):
+                return
+            job.worker, job.heartbeat_at = emu.worker_id, time.time()
+            changes.mark(job)
+        logger.info("render %s was left unfinished by a stopped emulator: rendering it", job.id)
+        emu.renderer.start(job, self._state.sessions.get(job.session_id))
 
     async def download_fallback(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/render/proxy/<id>/download``: the same bytes on the API host, with the

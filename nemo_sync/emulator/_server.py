@@ -147,7 +147,9 @@ class Api:
             raise ApiError(400, f"missing {HEADER_CLIENT_ID}", status=400)
         if len(client_id) > 128:
             raise ApiError(400, f"{HEADER_CLIENT_ID} is too long", status=400)
-        token = self.emu.state.issue_anonymous_token(client_id, self.emu.clock.now())
+        async with self.emu.transaction() as changes:
+            token = self.emu.state.issue_anonymous_token(client_id, self.emu.clock.now())
+            changes.mark(token.account, token)
         assert token.expires_at is not None
         return envelope(
             {
@@ -166,7 +168,9 @@ class Api:
         task_name = body.get("task_name")
         task_name = task_name if isinstance(task_name, str) and task_name.strip() else "project"
         language = body.get("language")
-        session = self.emu.state.create_session(account, task_name)
+        async with self.emu.transaction() as changes:
+            session = self.emu.state.create_session(account, task_name)
+            changes.mark(session)
         data: dict[str, Any] = {
             "task_id": session.task_id,
             "session_id": session.id,
@@ -195,6 +199,7 @@ class Api:
             clock=self.emu.clock,
             fault=request.get(FAULT),
             no_credits=self._no_credits,
+            transaction=self.emu.transaction,
         )
 
     async def upload(self, request: web.Request) -> web.Response:
@@ -215,8 +220,10 @@ class Api:
         except BaseException:
             discard(received)
             raise
-        for media in records:
-            self.emu.state.add_media(session, media)
+        async with self.emu.transaction() as changes:
+            for media in records:
+                self.emu.state.add_media(session, media)
+            changes.mark(*records)
         public = [self._media_public(m) for m in records]
         # One file: the object itself; URLs or several files: ``{"files": [...]}``.
         return envelope(public[0] if len(public) == 1 and not from_urls else {"files": public})

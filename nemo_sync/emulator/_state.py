@@ -79,6 +79,7 @@ class MediaRecord:
         path: Where the bytes are on disk.
         source_url: The URL it was fetched from (URL uploads).
         beats: Cached beat analysis (filled by the first beat-sync on it).
+        session_id: The session it was uploaded to (set when it joins one).
     """
 
     id: str
@@ -91,6 +92,7 @@ class MediaRecord:
     path: Path = attrs.field(repr=False)
     source_url: str | None = None
     beats: Any = attrs.field(default=None, repr=False)
+    session_id: str | None = attrs.field(default=None, repr=False)
 
     def public(self, url: str) -> dict[str, Any]:
         """The media object clients see: in the upload reply and the state's ``video_infos``.
@@ -155,8 +157,9 @@ class SessionRecord:
 
 @attrs.frozen
 class Claim:
-    """A claim token's project and expiry (emulator clock)."""
+    """A claim token, its project and its expiry (emulator clock)."""
 
+    token: str = attrs.field(repr=False)
     session: SessionRecord
     expires_at: float
 
@@ -178,6 +181,9 @@ class RenderRecord:
         output: The rendered file, once completed.
         width, height: The output size (the draft's canvas).
         duration_ms: The draft's duration.
+        worker: Which emulator process renders it (a persistent emulator's jobs outlive the
+            process that started them); ``None`` when nobody does.
+        heartbeat_at: When that worker last said it is alive (real time, ``time.time()``).
     """
 
     id: str
@@ -195,7 +201,19 @@ class RenderRecord:
     sig: str = attrs.field(factory=lambda: secrets.token_urlsafe(12), repr=False)
     fail_with: str | None = attrs.field(default=None, repr=False)
     created_at: float = 0.0
+    worker: str | None = attrs.field(default=None, repr=False)
+    heartbeat_at: float = attrs.field(default=0.0, repr=False)
     task: asyncio.Task[None] | None = attrs.field(default=None, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Its key among every account's jobs: render ids are only unique per account."""
+        return (self.account.id, self.id)
+
+    @property
+    def running_here(self) -> bool:
+        """Whether a render task in this process is working on it."""
+        return self.task is not None and not self.task.done()
 
     @property
     def done(self) -> bool:
@@ -208,6 +226,10 @@ class State:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (in place: the emulator's parts keep this object)."""
         self.tokens: dict[str, Token] = {}
         self.accounts: dict[str, Account] = {}
         self.accounts_by_client: dict[str, Account] = {}
@@ -220,7 +242,7 @@ class State:
         self.renders_owned: dict[tuple[str, str], RenderRecord] = {}
         self.renders_by_file: dict[str, RenderRecord] = {}
         self.claims: dict[str, Claim] = {}
-        self._session_count = 0
+        self.session_count = 0
 
     def new_account(self, *, client_id: str | None, registered: bool, credits: int) -> Account:
         account = Account(
@@ -229,10 +251,7 @@ class State:
             registered=registered,
             available=credits,
         )
-        self.accounts[account.id] = account
-        self.accounts_by_bind[account.bind_code] = account
-        if client_id is not None:
-            self.accounts_by_client[client_id] = account
+        self.index_account(account)
         return account
 
     def issue_anonymous_token(self, client_id: str, now: float) -> Token:
@@ -306,8 +325,8 @@ class State:
         return account
 
     def create_session(self, account: Account, task_name: str = "project") -> SessionRecord:
-        self._session_count += 1
-        ordinal = self._session_count
+        self.session_count += 1
+        ordinal = self.session_count
         session = SessionRecord(
             id=str(uuid.uuid4()),
             task_id=f"task_{secrets.token_hex(6)}",
@@ -322,6 +341,7 @@ class State:
         return session
 
     def add_media(self, session: SessionRecord, media: MediaRecord) -> None:
+        media.session_id = session.id
         session.media[media.id] = media
         self.media[media.id] = media
 
@@ -332,7 +352,7 @@ class State:
             ApiError: 1002 (HTTP 404) when it does not exist or belongs to someone else.
         """
         session = self.sessions.get(session_id)
-        if session is None or session.account is not account:
+        if session is None or session.account.id != account.id:
             raise ApiError(1002, f"session not found: {session_id}")
         return session
 
@@ -355,12 +375,22 @@ class State:
                 emulator's choice (the contract does not say): a reused id is a client bug,
                 and answering with the old job would hide it.
         """
-        key = (job.account.id, job.id)
-        if key in self.renders_owned:
+        if job.key in self.renders_owned:
             raise ApiError(409, f"render id already used: {job.id}; send a new id", status=409)
-        self.renders_owned[key] = job
+        self.index_render(job)
+
+    def index_render(self, job: RenderRecord) -> None:
+        """Make a job findable by its owner and id, its id, and its output file."""
+        self.renders_owned[job.key] = job
         self.renders[job.id] = job
         self.renders_by_file[job.file_id] = job
+
+    def index_account(self, account: Account) -> None:
+        """Make an account findable by id, client id and registration code."""
+        self.accounts[account.id] = account
+        self.accounts_by_bind[account.bind_code] = account
+        if account.client_id is not None:
+            self.accounts_by_client[account.client_id] = account
 
 
 def public_sessions(state: State) -> Mapping[str, SessionRecord]:
