@@ -82,7 +82,7 @@ def encoder_alone(rendered: Path, width: int, height: int) -> float:
     import av
 
     from nemo_sync.local import LocalRenderBackend
-    from nemo_sync.local._render import FPS
+    from nemo_sync.local._encode import FPS
 
     backend = LocalRenderBackend()
 

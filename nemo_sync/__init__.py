@@ -8,7 +8,7 @@ Upload audio and video, say "sync the music to my cuts", get back a music-synced
         session = await nemo.create_session()
 """
 
-from nemo_sync._chat import ChatResult, ChatTurn
+from nemo_sync._chat_turn import ChatResult, ChatTurn
 from nemo_sync._client import NemoClient
 from nemo_sync._events import (
     ChatEvent,
@@ -23,7 +23,7 @@ from nemo_sync._events import (
 from nemo_sync._gui import SuggestedAction, SuggestedKind
 from nemo_sync._jobstore import JobRecord
 from nemo_sync._models import Credits, Media
-from nemo_sync._render import RenderJob, RenderResult
+from nemo_sync._render_job import RenderJob, RenderResult
 from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
 from nemo_sync._session_state import SessionState

@@ -25,7 +25,7 @@ from nemo_sync._credentials import CredentialStore
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._logging import configure_from_env
 from nemo_sync._models import Credits
-from nemo_sync._render import RenderJob
+from nemo_sync._render_job import RenderJob
 from nemo_sync._session import Session
 from nemo_sync._settings import (
     detect_platform,

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nemo_sync import _render, _upload
-from nemo_sync._chat import (
+from nemo_sync import _render_job, _upload
+from nemo_sync._chat_turn import (
     IDLE_TIMEOUT,
     STILL_WORKING_EVERY,
     TURN_TIMEOUT,
@@ -20,7 +20,7 @@ from nemo_sync._claim_link import claim_link
 from nemo_sync._contract import CLAIM_TOKEN_TTL, SESSION_ID_KEYS, TASK_ID_KEYS, path_segment
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._models import Media
-from nemo_sync._render import RenderJob
+from nemo_sync._render_job import RenderJob
 from nemo_sync._session_state import SessionState, fetch_state
 from nemo_sync._upload import UploadFile, UploadSource
 from nemo_sync._upload_body import ProgressCallback
@@ -324,4 +324,4 @@ class Session:
             NothingToExportError: the timeline has no track with segments (nothing is sent).
             ExportBlockedError: the plan does not allow export.
         """
-        return await _render.export(self._api, self.id, draft)
+        return await _render_job.export(self._api, self.id, draft)

@@ -12,7 +12,7 @@ import pytest
 
 from nemo_sync._contract import export_body
 from nemo_sync.emulator import NO_RENDERER, Emulator, RenderBackend
-from nemo_sync.emulator._render import NOTHING_TO_EXPORT
+from nemo_sync.emulator._render_worker import NOTHING_TO_EXPORT
 from tests.emulator_raw import ATTRIBUTION, Raw, raw_client
 
 

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from nemo_sync.emulator import Emulator, Fault
-from nemo_sync.emulator._cli import main
+from nemo_sync.emulator._server_options import main
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:

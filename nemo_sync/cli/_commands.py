@@ -50,7 +50,7 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
     chat.add_argument("--session", help="continue this session instead of a new one")
     _render_options(chat)
 
-    from nemo_sync.emulator._cli import add_arguments as add_emulator_arguments
+    from nemo_sync.emulator._server_options import add_arguments as add_emulator_arguments
 
     add_emulator_arguments(add("emulator", emulator_command, "run the API emulator as a server"))
 
@@ -132,15 +132,15 @@ async def jobs_command(ctx: Context) -> int:
 
 
 async def chat_command(ctx: Context) -> int:
-    """An interactive session (see nemo_sync.cli._chat)."""
-    from nemo_sync.cli._chat import run_chat
+    """An interactive session (see nemo_sync.cli._interactive)."""
+    from nemo_sync.cli._interactive import run_chat
 
     return await run_chat(ctx)
 
 
 async def emulator_command(ctx: Context) -> int:
     """Serve the emulator until interrupted (the options of ``python -m nemo_sync.emulator``)."""
-    from nemo_sync.emulator._cli import serve
+    from nemo_sync.emulator._server_options import serve
 
     await serve(ctx.args)
     return 0

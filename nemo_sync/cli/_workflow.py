@@ -15,7 +15,7 @@ from nemo_sync.errors import NemoError
 
 if TYPE_CHECKING:
     from nemo_sync._models import Media
-    from nemo_sync._render import RenderJob
+    from nemo_sync._render_job import RenderJob
     from nemo_sync._session import Session
 
 

@@ -2,7 +2,7 @@
 
 from nemo_sync.draft._diff import Change
 from nemo_sync.draft._draft import Draft, DraftValidationError
-from nemo_sync.draft._models import Segment, Track, TrackType
+from nemo_sync.draft._parts import Segment, Track, TrackType
 from nemo_sync.draft._wire import DraftFormatError
 
 __all__ = [

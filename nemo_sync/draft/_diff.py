@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from nemo_sync.draft._models import Segment, Track, TrackType
+from nemo_sync.draft._parts import Segment, Track, TrackType
 from nemo_sync.draft._summary import finite, percent, seconds, span, track_content
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import attrs
 
 from nemo_sync.draft import _wire
 from nemo_sync.draft._diff import Change, diff
-from nemo_sync.draft._models import Segment, Track, TrackType
+from nemo_sync.draft._parts import Segment, Track, TrackType
 from nemo_sync.draft._summary import finite, summary
 from nemo_sync.errors import NemoError
 

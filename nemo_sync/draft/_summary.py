@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from nemo_sync.draft._models import Segment, Track, TrackType
+from nemo_sync.draft._parts import Segment, Track, TrackType
 
 _LABELS = {TrackType.VIDEO: "Video", TrackType.AUDIO: "BGM", TrackType.TEXT: "Title"}
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-from nemo_sync.draft._models import Segment, TrackType
+from nemo_sync.draft._parts import Segment, TrackType
 from nemo_sync.draft._summary import finite, percent, track_label
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from nemo_sync.draft._models import Segment, Track, TrackType
+from nemo_sync.draft._parts import Segment, Track, TrackType
 from nemo_sync.errors import NemoError
 
 

@@ -17,7 +17,7 @@ from nemo_sync.emulator._clock import FakeClock
 from nemo_sync.emulator._emulator import Emulator
 from nemo_sync.emulator._faults import Fault, FaultSet
 from nemo_sync.emulator._recorder import RecordedRequest, RequestLog
-from nemo_sync.emulator._render import NO_RENDERER, RenderBackend
+from nemo_sync.emulator._render_worker import NO_RENDERER, RenderBackend
 from nemo_sync.emulator._state import Account, MediaRecord, RenderRecord, SessionRecord
 from nemo_sync.emulator._thread import EmulatorThread
 

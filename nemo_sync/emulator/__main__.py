@@ -2,7 +2,7 @@
 
 import sys
 
-from nemo_sync.emulator._cli import main
+from nemo_sync.emulator._server_options import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,11 +19,11 @@ from nemo_sync._contract import (
     CLAIM_TOKEN_PATH,
     CLAIM_TOKEN_TTL,
 )
-from nemo_sync.emulator import _draft as d
-from nemo_sync.emulator._errors import ApiError
+from nemo_sync.emulator import _draft_ops as d
+from nemo_sync.emulator._api_errors import ApiError
 from nemo_sync.emulator._fastapi import Field, read_json_body, validate
+from nemo_sync.emulator._route_kit import envelope
 from nemo_sync.emulator._state import Account, Claim
-from nemo_sync.emulator._wire import envelope
 
 if TYPE_CHECKING:
     from nemo_sync.emulator._emulator import Emulator

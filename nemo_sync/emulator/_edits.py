@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from nemo_sync.emulator import _draft as d
+from nemo_sync.emulator import _draft_ops as d
 from nemo_sync.emulator._intent import Intent
 from nemo_sync.emulator._local import BeatInfo, ClipInfo, plan_cuts
 from nemo_sync.emulator._state import MediaRecord, SessionRecord

@@ -22,7 +22,7 @@ from nemo_sync.emulator._config import Config
 from nemo_sync.emulator._faults import FaultSet
 from nemo_sync.emulator._local import default_backend
 from nemo_sync.emulator._recorder import RequestLog
-from nemo_sync.emulator._render import RenderBackend, Renderer
+from nemo_sync.emulator._render_worker import RenderBackend, Renderer
 from nemo_sync.emulator._server import Api
 from nemo_sync.emulator._state import (
     ANONYMOUS_CREDITS,

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from nemo_sync.emulator._errors import ApiError
+from nemo_sync.emulator._api_errors import ApiError
 
 # pydantic v2's error types and messages for the types the API's models use.
 _TYPE_ERRORS: Mapping[str, tuple[type, str, str]] = {

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from nemo_sync.emulator._errors import DEFAULT_STATUS_MESSAGES, ApiError, format_retry_after
+from nemo_sync.emulator._api_errors import DEFAULT_STATUS_MESSAGES, ApiError, format_retry_after
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*"})
 

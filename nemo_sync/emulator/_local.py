@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from nemo_sync.emulator._render import RenderBackend
+    from nemo_sync.emulator._render_worker import RenderBackend
 
 logger = logging.getLogger("nemo_sync.emulator")
 

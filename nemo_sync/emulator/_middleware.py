@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from nemo_sync.emulator._errors import ApiError
+from nemo_sync.emulator._api_errors import ApiError
 from nemo_sync.emulator._faults import Fault
 from nemo_sync.emulator._recorder import RecordedRequest, redact_headers
 

@@ -19,13 +19,13 @@ from nemo_sync._contract import (
     RENDER_COMPLETED,
     RENDER_PATH,
 )
-from nemo_sync.emulator import _draft as d
-from nemo_sync.emulator._errors import ApiError
+from nemo_sync.emulator import _draft_ops as d
+from nemo_sync.emulator._api_errors import ApiError
 from nemo_sync.emulator._fastapi import Field, literal, read_json_body, refuse, validate
 from nemo_sync.emulator._files import serve_file
 from nemo_sync.emulator._middleware import FAULT
+from nemo_sync.emulator._route_kit import attribution_problem, envelope, iso
 from nemo_sync.emulator._state import Account, RenderRecord, State
-from nemo_sync.emulator._wire import attribution_problem, envelope, iso
 
 if TYPE_CHECKING:
     from nemo_sync.emulator._emulator import Emulator

@@ -23,17 +23,17 @@ from nemo_sync._contract import (
     STATE_MEDIA_KEY,
     USER_ID,
 )
-from nemo_sync.emulator import _draft as d
-from nemo_sync.emulator._chat import read_chat_request, run_turn
+from nemo_sync.emulator import _draft_ops as d
+from nemo_sync.emulator._agent_turn import read_chat_request, run_turn
+from nemo_sync.emulator._api_errors import ApiError, bad_request
 from nemo_sync.emulator._claim import ClaimRoutes
-from nemo_sync.emulator._errors import ApiError, bad_request
 from nemo_sync.emulator._fastapi import DetailError
 from nemo_sync.emulator._files import serve_file
 from nemo_sync.emulator._middleware import FAULT, plumbing, stamp_request_id
 from nemo_sync.emulator._render_api import RenderRoutes
+from nemo_sync.emulator._route_kit import attribution_problem, bearer_token, envelope, iso
 from nemo_sync.emulator._state import Account, MediaRecord, SessionRecord
-from nemo_sync.emulator._upload import discard, no_files, read_json, read_multipart, to_record
-from nemo_sync.emulator._wire import attribution_problem, bearer_token, envelope, iso
+from nemo_sync.emulator._upload_api import discard, no_files, read_json, read_multipart, to_record
 
 if TYPE_CHECKING:
     from nemo_sync.emulator._emulator import Emulator

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from nemo_sync._contract import RENDER_DONE, RENDER_PENDING
-from nemo_sync.emulator._errors import ApiError
+from nemo_sync.emulator._api_errors import ApiError
 
 TOKEN_LIFETIME = 7 * 86400.0
 ANONYMOUS_CREDITS = 100

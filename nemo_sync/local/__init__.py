@@ -17,8 +17,8 @@ from nemo_sync.local.plan import CUT_MODES, Clip, CutMode, CutPlan, beat_grid, p
 
 if TYPE_CHECKING:
     from nemo_sync.local._beats import BeatAnalysis, analyze_beats
+    from nemo_sync.local._encode import LocalRenderBackend
     from nemo_sync.local._probe import MediaInfo, probe
-    from nemo_sync.local._render import LocalRenderBackend
     from nemo_sync.local._samples import SampleMedia, make_sample_media
 
 __all__ = [
@@ -48,7 +48,7 @@ _HEAVY = {
     "analyze_beats": "_beats",
     "MediaInfo": "_probe",
     "probe": "_probe",
-    "LocalRenderBackend": "_render",
+    "LocalRenderBackend": "_encode",
     "SampleMedia": "_samples",
     "make_sample_media": "_samples",
 }

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from nemo_sync._contract import RENDER_COMPLETED, RENDER_FAILED, RENDER_PROCESSING, is_exportable
-from nemo_sync.emulator import _draft as d
+from nemo_sync.emulator import _draft_ops as d
 from nemo_sync.emulator._state import RenderRecord, SessionRecord
 
 logger = logging.getLogger("nemo_sync.emulator")

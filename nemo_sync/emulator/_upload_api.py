@@ -20,7 +20,7 @@ import attrs
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from nemo_sync._contract import SUPPORTED_FORMATS, UPLOAD_FILE_FIELD, URL_SOURCE_TYPE
-from nemo_sync.emulator._errors import ApiError, bad_request
+from nemo_sync.emulator._api_errors import ApiError, bad_request
 from nemo_sync.emulator._fastapi import (
     DetailError,
     Field,

@@ -16,15 +16,15 @@ import attrs
 from aiohttp import web
 
 from nemo_sync.emulator import _replies
+from nemo_sync.emulator._api_errors import ApiError
 from nemo_sync.emulator._clock import FakeClock
 from nemo_sync.emulator._config import Config
 from nemo_sync.emulator._edits import EditResult, apply_edits, describe, needs_beats
-from nemo_sync.emulator._errors import ApiError
 from nemo_sync.emulator._fastapi import DetailError, missing, read_json_body, refuse, wrong_type
 from nemo_sync.emulator._faults import Fault
 from nemo_sync.emulator._intent import parse
 from nemo_sync.emulator._local import BeatInfo, analyse_beats
-from nemo_sync.emulator._sse import SseWriter
+from nemo_sync.emulator._sse_writer import SseWriter
 from nemo_sync.emulator._state import Account, MediaRecord, SessionRecord
 from nemo_sync.emulator._store import Changes
 
