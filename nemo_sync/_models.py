@@ -55,6 +55,17 @@ def _media_kind(name: str, given: Any) -> str:
     return media_kind(name.rsplit(".", 1)[-1] if "." in name else "")
 
 
+def _duration_ms(obj: Mapping[str, Any]) -> int | None:
+    """A positive, finite length: ``duration_ms``, else ``duration`` in seconds."""
+    for key, scale in (("duration_ms", 1.0), ("duration", 1000.0)):
+        value = obj.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ms = value * scale
+            if 0 < ms < 10**12:  # also false for NaN
+                return int(ms)
+    return None
+
+
 @attrs.frozen
 class Media:
     """A media file in a session (an upload, or one the agent made).
@@ -65,6 +76,7 @@ class Media:
         size: Size in bytes (0 when the service did not say).
         kind: ``"video"``, ``"audio"``, ``"image"`` or ``"unknown"``.
         url: Where the service keeps it (``url`` or ``asset_url``), when it says.
+        duration_ms: Its length in ms (``duration_ms``, or ``duration`` in seconds), when said.
         raw: Everything the service said about it, unchanged.
     """
 
@@ -73,6 +85,7 @@ class Media:
     size: int
     kind: str
     url: str | None = attrs.field(default=None, kw_only=True)
+    duration_ms: int | None = attrs.field(default=None, kw_only=True)
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, kw_only=True)
 
     @classmethod
@@ -92,5 +105,6 @@ class Media:
             size=int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) else 0,
             kind=_media_kind(str(name), obj.get("kind") or obj.get("type")),
             url=url,
+            duration_ms=_duration_ms(obj),
             raw=dict(obj),
         )

@@ -23,6 +23,8 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
 │   └── ResponseTooLargeError       ... by being larger than a cap (JSON body, SSE line/event)
     ├── InvalidUploadError            an upload cannot be sent as given (also a ValueError)
     ├── UploadBatchError              some uploads of upload_many() failed (.results, .errors)
+    ├── DraftFormatError              JSON that is not draft-shaped (also a ValueError)
+    ├── DraftValidationError          a draft builder got an impossible segment (a ValueError)
     ├── NothingToExportError          the timeline has no track with segments (nothing sent)
     ├── RenderError
     │   ├── RenderFailedError           the render job failed server-side
@@ -47,6 +49,8 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "DownloadError",
+    "DraftFormatError",
+    "DraftValidationError",
     "ExportBlockedError",
     "FileTooLargeError",
     "InsufficientCreditsError",
@@ -299,6 +303,14 @@ class UploadBatchError(NemoError):
         return tuple(
             i for i, media in enumerate(self.results) if media is None and i not in self.errors
         )
+
+
+class DraftFormatError(NemoError, ValueError):
+    """JSON that is not draft-shaped (``t`` not a list, a track not an object, too deep...)."""
+
+
+class DraftValidationError(NemoError, ValueError):
+    """A draft builder was asked for a segment that cannot be (negative times, overlaps...)."""
 
 
 class NothingToExportError(NemoError):

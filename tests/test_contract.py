@@ -685,3 +685,19 @@ async def test_a_session_id_with_dot_segments_never_reaches_another_route(
             await nemo.session("s1/../../../../run_sse").upload_urls(["https://x.example/a.mp4"])
     assert api.count("POST", "/api/run_sse") == 0
     assert api.seen[0].path == "/api/upload-video/nemo_agent/me/s1%2F..%2F..%2F..%2F..%2Frun_sse"
+
+
+@pytest.mark.parametrize(
+    ("fields", "ms"),
+    [
+        ({"duration_ms": 12000}, 12000),
+        ({"duration": 12.5}, 12500),
+        ({"duration": "12"}, None),
+        ({"duration_ms": float("nan")}, None),
+        ({"duration_ms": -1}, None),
+        ({}, None),
+    ],
+)
+def test_media_length_is_read_from_either_key(fields: dict[str, Any], ms: int | None) -> None:
+    media = nemo_sync.Media.from_data({"file_id": "f", **fields}, "POST /upload")
+    assert media.duration_ms == ms

@@ -173,7 +173,7 @@ def test_diff_of_added_music_and_a_beat_cut() -> None:
 
 
 def test_builders_assemble_a_timeline() -> None:
-    clip = Media(id="m1", name="city.mp4", size=1, kind="video", raw={"duration_ms": 12000})
+    clip = Media(id="m1", name="city.mp4", size=1, kind="video", duration_ms=12000)
     draft = Draft()
     draft.add_video(clip, 0, 10)
     draft.add_audio("m2", volume=0.35)
@@ -195,7 +195,7 @@ def test_builders_assemble_a_timeline() -> None:
         (lambda d: (d.add_video("m", 0, 5), d.add_video("n", 4, 6)), "overlaps 'm'"),
         (
             lambda d: d.add_video(
-                Media(id="m", name="c.mp4", size=1, kind="video", raw={"duration_ms": 3000}), 0, 5
+                Media(id="m", name="c.mp4", size=1, kind="video", duration_ms=3000), 0, 5
             ),
             "runs past its end",
         ),

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from nemo_sync._models import Media
 from nemo_sync.draft import _wire
 from nemo_sync.draft._diff import Change, diff
 from nemo_sync.draft._parts import Segment, Track, TrackType
 from nemo_sync.draft._summary import finite, summary
-from nemo_sync.errors import NemoError
-
-if TYPE_CHECKING:
-    from nemo_sync._models import Media
-
-
-class DraftValidationError(NemoError, ValueError):
-    """A builder was asked for a segment that cannot be (negative times, overlaps, ...)."""
+from nemo_sync.errors import DraftValidationError
 
 
 @attrs.define(eq=True, repr=False)
@@ -151,14 +144,16 @@ class Draft:
         volume: float | None = None,
         text: str | None = None,
     ) -> Segment:
-        what = text if text is not None else getattr(media, "name", media)
+        what = text if text is not None else media.name if isinstance(media, Media) else media
         if start < 0 or source_start < 0:
             raise DraftValidationError(f"'{what}': times cannot be negative (start={start})")
         if end <= start:
             raise DraftValidationError(f"'{what}': end ({end} s) must be after start ({start} s)")
         start_ms, end_ms = round(start * 1000), round(end * 1000)
-        media_id = media if isinstance(media, str) or media is None else media.id
-        name: str | None = text if text is not None else getattr(media, "name", None) or media_id
+        media_id = media.id if isinstance(media, Media) else media
+        name: str | None = (
+            text if text is not None else media.name if isinstance(media, Media) else media_id
+        )
         length = _media_length_ms(media)
         if length is not None and round(source_start * 1000) + end_ms - start_ms > length:
             raise DraftValidationError(
@@ -192,46 +187,10 @@ class Draft:
         return segment
 
 
-def _media_length_ms(media: object) -> int | None:
-    raw = getattr(media, "raw", None)
-    if isinstance(raw, Mapping):
-        value = raw.get("duration_ms")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return int(value)
+def _media_length_ms(media: Media | str | None) -> int | None:
+    if isinstance(media, Media):
+        return media.duration_ms
     return None
 
 
-def _structure_draft(obj: Any, _type: Any) -> Draft:
-    if not isinstance(obj, Mapping):
-        raise _wire.DraftFormatError(f"a draft must be a JSON object, got {type(obj).__name__}")
-    _wire.check_depth(obj)  # before anything recurses into it
-    draft = Draft()
-    extra: dict[str, Any] = {}
-    for key, value in obj.items():
-        if key == "t" and value is not None:
-            draft.tracks = _wire.tracks_from_wire(value)
-        elif key == "d" and type(value) is int:
-            draft.duration_ms = value
-        elif key == "m" and isinstance(value, dict):
-            draft.metadata = copy.deepcopy(value)
-        else:
-            extra[key] = copy.deepcopy(value)
-    draft.extra = extra
-    draft.wire_keys = frozenset(obj)
-    return draft
-
-
-def _unstructure_draft(draft: Draft) -> dict[str, Any]:
-    out = copy.deepcopy(draft.extra)
-    # A key kept in extra (say "m": null) wins over an empty default written in its place.
-    if draft.tracks or ("t" in draft.wire_keys and "t" not in draft.extra):
-        out["t"] = _wire.tracks_to_wire(draft.tracks)
-    if draft.duration_ms is not None:
-        out["d"] = draft.duration_ms
-    if draft.metadata or ("m" in draft.wire_keys and "m" not in draft.extra):
-        out["m"] = copy.deepcopy(draft.metadata)
-    return out
-
-
-_wire.converter.register_structure_hook(Draft, _structure_draft)
-_wire.converter.register_unstructure_hook(Draft, _unstructure_draft)
+_wire.register_draft(Draft)

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from nemo_sync._contract import DURATION_KEY, METADATA_KEY, TRACKS_KEY
 from nemo_sync.draft._parts import Segment, Track, TrackType
-from nemo_sync.errors import NemoError
-
-
-class DraftFormatError(NemoError, ValueError):
-    """JSON that is not draft-shaped (``t`` not a list, a track not an object, ...)."""
-
+from nemo_sync.errors import DraftFormatError
 
 # How deep a draft's JSON may nest, the draft object itself being level 1. Real drafts use
 # about 6 levels. The copies (deepcopy), json.dumps and == all recurse, about two Python frames
@@ -163,3 +159,62 @@ def tracks_from_wire(raw: Any) -> list[Track]:
 def tracks_to_wire(tracks: list[Track]) -> list[dict[str, Any]]:
     """Unstructure the tracks."""
     return [converter.unstructure(track, Track) for track in tracks]
+
+
+# The draft itself: its three known keys, then everything else kept as it came.
+DRAFT_KEYS = {"tracks": TRACKS_KEY, "duration_ms": DURATION_KEY, "metadata": METADATA_KEY}
+
+
+def register_draft(cls: type[_DraftLike]) -> None:
+    """Give ``cls`` (``Draft``) its structure and unstructure hooks on the one converter.
+
+    ``Draft`` lives in ``_draft.py`` with its behaviour; how it maps to the wire lives here,
+    beside every other short key.
+    """
+    t_key, d_key, m_key = TRACKS_KEY, DURATION_KEY, METADATA_KEY
+
+    def structure(obj: Any, _type: Any) -> _DraftLike:
+        if not isinstance(obj, Mapping):
+            raise DraftFormatError(f"a draft must be a JSON object, got {type(obj).__name__}")
+        check_depth(obj)  # before anything recurses into it
+        draft = cls()
+        extra: dict[str, Any] = {}
+        for key, value in obj.items():
+            if key == t_key and value is not None:
+                draft.tracks = tracks_from_wire(value)
+            elif key == d_key and type(value) is int:
+                draft.duration_ms = value
+            elif key == m_key and isinstance(value, dict):
+                draft.metadata = copy.deepcopy(value)
+            else:
+                extra[key] = copy.deepcopy(value)
+        draft.extra = extra
+        draft.wire_keys = frozenset(obj)
+        return draft
+
+    def unstructure(draft: _DraftLike) -> dict[str, Any]:
+        out = copy.deepcopy(draft.extra)
+        # A key kept in extra (say "m": null) wins over an empty default written in its place.
+        if draft.tracks or (t_key in draft.wire_keys and t_key not in draft.extra):
+            out[t_key] = tracks_to_wire(draft.tracks)
+        if draft.duration_ms is not None:
+            out[d_key] = draft.duration_ms
+        if draft.metadata or (m_key in draft.wire_keys and m_key not in draft.extra):
+            out[m_key] = copy.deepcopy(draft.metadata)
+        return out
+
+    converter.register_structure_hook(cls, structure)
+    converter.register_unstructure_hook(cls, unstructure)
+
+
+class _DraftLike(Protocol):
+    """What the draft hooks need of ``Draft`` (declared here so this module imports no model
+    that imports it back)."""
+
+    tracks: list[Track]
+    duration_ms: int | None
+    metadata: dict[str, Any]
+    extra: dict[str, Any]
+    wire_keys: frozenset[str]
+
+    def __init__(self) -> None: ...
