@@ -182,7 +182,13 @@ def loads_strict(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError("JSON nested too deeply to read") from None
-    if _depth_exceeds(value, max_depth):
+    # A body with fewer brackets than the cap cannot nest deeper than it: skip the walk (C-fast
+    # counting keeps the check off the per-call hot path for ordinary small replies).
+    if isinstance(body, bytes):
+        brackets = body.count(b"{") + body.count(b"[")
+    else:
+        brackets = body.count("{") + body.count("[")
+    if brackets > max_depth and _depth_exceeds(value, max_depth):
         raise ValueError(f"JSON nested more than {max_depth} levels deep")
     return value
 

@@ -57,6 +57,10 @@ async def read_capped(
     declared = resp.content_length
     if declared is not None and declared > limit and not truncate:
         raise _too_large(endpoint, limit, f"it announces {declared} bytes")
+    if declared is not None and declared <= limit and not resp.headers.get("Content-Encoding"):
+        # The common case: an announced, uncompressed length within the cap. aiohttp stops at
+        # Content-Length, so one read is bounded and cheaper than a loop of readany().
+        return await resp.read()
     parts: list[bytes] = []
     size = 0
     while True:
@@ -304,6 +308,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         follow_redirects: bool = False,
+        on_api: bool | None = None,
     ) -> aiohttp.ClientResponse:
         """One attempt, and its redirects: the one place for headers, auth and redirect rules.
 
@@ -317,7 +322,8 @@ class Transport:
         Raises:
             APIConnectionError: the request could not be completed (typed, token-free frames).
         """
-        on_api = self.is_api_host(url)
+        if on_api is None:  # API paths are built on the base URL; others are checked
+            on_api = self.is_api_host(url)
         if on_api:
             sent = await self._headers(budget, headers, authenticated)
         else:
@@ -399,6 +405,7 @@ class Transport:
                 data=body() if body is not None else None,
                 params=params,
                 headers=headers,
+                on_api=True,
             )
             try:
                 async with resp:
@@ -453,6 +460,7 @@ class Transport:
                 authenticated=True,
                 json=json,
                 headers=headers,
+                on_api=True,
             )
             content_type = resp.headers.get("Content-Type", "")
             logger.debug(
