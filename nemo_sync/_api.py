@@ -8,22 +8,20 @@ import arrow points down and no module reaches into another's private parts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 from yarl import URL
 
 from nemo_sync._jobstore import JobStore
 from nemo_sync._transport import Transport
-from nemo_sync.errors import ClientClosedError
 
 
 class Api:
     """The client's request path and the state it shares, bound once.
 
     Attributes:
+        transport: The request path (downloads stream through it; it refuses to work once the
+            client is closed).
         home: The folder for credentials and the render job store.
         web_url: The web app's base URL (browser links).
         jobs: The render job store (one per client).
@@ -35,32 +33,17 @@ class Api:
         *,
         home: Path,
         web_url: URL,
-        is_closed: Callable[[], bool],
     ) -> None:
-        self._transport = transport
-        self._is_closed = is_closed
+        self.transport = transport
         self.home = home
         self.web_url = web_url
         self.jobs = JobStore(home)
+        # Bound once: a call goes straight to the transport, which refuses to work once the
+        # client is closed (so no closed check, and no coroutine frame, is needed here).
+        self.request = transport.request
+        self.open_stream = transport.open_stream
 
     @property
     def base_url(self) -> str:
         """The API's base URL."""
-        return str(self._transport.base_url)
-
-    @property
-    def transport(self) -> Transport:
-        """The transport, once the client is known to be open (downloads stream through it)."""
-        if self._is_closed():
-            raise ClientClosedError(
-                "This NemoClient is closed; make a new one (async with NemoClient() as nemo: ...)"
-            )
-        return self._transport
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One API call through the transport's attempt loop (see ``Transport.request``)."""
-        return await self.transport.request(method, path, **kwargs)
-
-    async def open_stream(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
-        """Open an event stream (see ``Transport.open_stream``)."""
-        return await self.transport.open_stream(method, path, **kwargs)
+        return str(self.transport.base_url)

@@ -139,12 +139,7 @@ class NemoClient:
         self._auth = auth
         self._state = _State.OPEN
         # What every service gets instead of this client (see nemo_sync._api).
-        self._api = Api(
-            self._transport, home=self._home, web_url=self._web_url, is_closed=self._closed
-        )
-
-    def _closed(self) -> bool:
-        return self._state is _State.CLOSED
+        self._api = Api(self._transport, home=self._home, web_url=self._web_url)
 
     def __repr__(self) -> str:
         kind = "anonymous" if self._auth.anonymous else "token"

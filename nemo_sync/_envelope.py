@@ -149,6 +149,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every reply: json.loads(..., parse_float=...) would build a new one per call.
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
 MAX_JSON_DEPTH = 128
 """How deeply a reply may nest. The API's deepest documented shape is a handful of levels;
 a deeper reply would only carry recursion into every consumer (copying, converting, diffing)."""
@@ -178,16 +181,15 @@ def loads_strict(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         ValueError: for anything that is not strict JSON (including invalid UTF-8), or JSON
             nested deeper than ``max_depth`` (Python's own recursion limit included).
     """
+    # json.loads' own bytes handling: UTF-8 (the API's), or UTF-16/32 by their BOMs.
+    text = body.decode(json.detect_encoding(body)) if isinstance(body, bytes) else body
     try:
-        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = _STRICT.decode(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply to read") from None
     # A body with fewer brackets than the cap cannot nest deeper than it: skip the walk (C-fast
     # counting keeps the check off the per-call hot path for ordinary small replies).
-    if isinstance(body, bytes):
-        brackets = body.count(b"{") + body.count(b"[")
-    else:
-        brackets = body.count("{") + body.count("[")
+    brackets = text.count("{") + text.count("[")
     if brackets > max_depth and _depth_exceeds(value, max_depth):
         raise ValueError(f"JSON nested more than {max_depth} levels deep")
     return value

@@ -23,6 +23,7 @@ from nemo_sync.errors import (
     APIResponseError,
     APITimeoutError,
     AuthenticationError,
+    ClientClosedError,
     NemoError,
     ResponseTooLargeError,
 )
@@ -126,6 +127,8 @@ class Transport:
         self.auth: Auth | None = auth
         self._max_connections = max_connections
         self._http: aiohttp.ClientSession | None = None
+        self._last_headers: _SentHeaders | None = None
+        self._closed = False
         self._urls: dict[str, URL] = {}
         self._base_headers = {
             "X-Skill-Source": SKILL_SOURCE,
@@ -136,7 +139,15 @@ class Transport:
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The aiohttp session, made on first use (it must be made inside a running loop)."""
+        """The aiohttp session, made on first use (it must be made inside a running loop).
+
+        Raises:
+            ClientClosedError: after :meth:`close` (a closed client never reopens its pool).
+        """
+        if self._closed:
+            raise ClientClosedError(
+                "This NemoClient is closed; make a new one (async with NemoClient() as nemo: ...)"
+            )
         if self._http is None or self._http.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections)
             self._http = aiohttp.ClientSession(
@@ -148,7 +159,8 @@ class Transport:
         return self._http
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool, for good."""
+        self._closed = True
         if self._http is not None and not self._http.closed:
             await self._http.close()
         self._http = None
@@ -275,6 +287,14 @@ class Transport:
     async def _headers(
         self, budget: RetryBudget, extra: Mapping[str, str] | None, authenticated: bool
     ) -> dict[str, str]:
+        if not extra and authenticated and self.auth is not None:
+            # The hot path: the same headers as the last call with this token, built once
+            # (aiohttp copies what it is given, so sharing the dict between calls is safe).
+            token = self.auth.cached_token()
+            last = self._last_headers
+            if token is not None and last is not None and last.token == token:
+                budget.token_used = token
+                return last
         headers = _SentHeaders(self._base_headers)
         if extra:
             headers.update(extra)
@@ -292,6 +312,9 @@ class Transport:
                     raise
             budget.token_used = token
             headers["Authorization"] = f"Bearer {token}"
+            if not extra:
+                headers.token = token
+                self._last_headers = headers
         return headers
 
     async def _send(
@@ -528,6 +551,8 @@ def _past(deadline: float | None, wait: float) -> bool:
 
 class _SentHeaders(dict[str, str]):
     """Request headers whose repr hides the bearer: they sit in the frames of failed calls."""
+
+    token: str | None = None  # set on the cached set of an authenticated call's headers
 
     def __repr__(self) -> str:
         shown = {k: ("Bearer ***" if k == "Authorization" else v) for k, v in self.items()}
