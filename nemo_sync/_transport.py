@@ -246,17 +246,6 @@ class Transport:
         machinery for each of them cost a quarter of the per-call time.
         """
 
-        def attempt_timeout() -> aiohttp.ClientTimeout | None:
-            if deadline is None or timeout is None:
-                return timeout
-            left = max(deadline - asyncio.get_running_loop().time(), 0.001)
-            connect = timeout.sock_connect
-            return aiohttp.ClientTimeout(
-                total=left,
-                sock_connect=min(connect, left) if connect else None,
-                sock_read=timeout.sock_read,
-            )
-
         try:
             try:
                 return await attempt(timeout)
@@ -267,7 +256,7 @@ class Transport:
             await sleep(budget.next_wait)
             async for retry in self._retrying(budget, deadline):
                 with retry:
-                    return await attempt(attempt_timeout())
+                    return await attempt(_time_left(deadline, timeout))
         except AuthenticationError as exc:
             # A 1001 after the one re-auth: the fresh token was rejected too. Without this,
             # every later call would invalidate it and fetch yet another token, forever.
@@ -430,12 +419,22 @@ class Transport:
                 headers=headers,
                 on_api=True,
             )
+            status, got = resp.status, resp.headers
             try:
-                async with resp:
-                    status, got = resp.status, resp.headers
+                length = resp.content_length
+                if (
+                    status < 400
+                    and length is not None
+                    and length <= self.max_response_bytes
+                    and "Content-Encoding" not in got
+                ):
+                    raw = await resp.read()  # the common case, without read_capped's loop
+                else:
                     raw = await self._read_body(resp, endpoint)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise _connection_error(exc, endpoint) from exc
+            finally:
+                resp.release()
             if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments when off
                 logger.debug(
                     "%s -> %d in %.0f ms (request id %s)",
@@ -542,6 +541,21 @@ class Transport:
             )
 
         return await self._with_retries(budget, attempt, timeout=timeout)
+
+
+def _time_left(
+    deadline: float | None, timeout: aiohttp.ClientTimeout | None
+) -> aiohttp.ClientTimeout | None:
+    """A retried attempt's timeout: only the time left before the call's deadline."""
+    if deadline is None or timeout is None:
+        return timeout
+    left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+    connect = timeout.sock_connect
+    return aiohttp.ClientTimeout(
+        total=left,
+        sock_connect=min(connect, left) if connect else None,
+        sock_read=timeout.sock_read,
+    )
 
 
 def _past(deadline: float | None, wait: float) -> bool:
