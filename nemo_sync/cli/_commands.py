@@ -119,8 +119,9 @@ async def jobs_command(ctx: Context) -> int:
         ]
         ctx.output.result("\n".join(lines) or "No render jobs yet.", list(records))
         return 0
-    if not ctx.args.job_id:
-        raise ValueError(f"`jobs {ctx.args.action}` needs a job id (see `nemo-sync jobs`)")
+    if not ctx.args.job_id:  # a usage error (exit 2), which argparse cannot see
+        ctx.output.error(f"`jobs {ctx.args.action}` needs a job id (see `nemo-sync jobs`)")
+        return 2
     job = client.render_job(ctx.args.job_id)
     out = ctx.args.out
     if ctx.args.action == "download" and out is None:
