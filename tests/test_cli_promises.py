@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from nemo_sync.cli import _parser
+from nemo_sync.local import SampleMedia, make_sample_media
 from tests.test_cli import run
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> SampleMedia:
+    return make_sample_media(tmp_path_factory.mktemp("media"), seconds=6.0)
 
 
 @pytest.mark.parametrize(
@@ -71,3 +77,27 @@ def test_verbose_shows_the_connection_retries(tmp_path: Path, verbose: bool) -> 
     assert done.returncode == 1
     assert "could not connect" in done.stderr
     assert ("retrying POST" in done.stderr) is verbose
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("music", "sync needs music too: add an audio file (mp3, wav, m4a or aac)"),
+        (
+            "clips",
+            "sync needs clips too: add a video or an image (mp4, mov, avi, webm, mkv, jpg, "
+            "png, gif or webp)",
+        ),
+    ],
+)
+def test_sync_with_one_kind_of_media_says_which_is_missing_and_sends_nothing(
+    media: SampleMedia, tmp_path: Path, kind: str, words: str
+) -> None:
+    home = tmp_path / "h"
+    files = [str(media.music)] if kind == "clips" else [str(c) for c in media.clips]
+    done = run("--local", "sync", *files, cwd=tmp_path, env={"NEMO_HOME": str(home)})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [f"error: {words}"]
+    # Nothing was sent: the local backend was never even started, no session remembered.
+    assert not (home / "local").exists()
+    assert not (tmp_path / "synced.mp4").exists()

@@ -7,14 +7,11 @@ import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from nemo_sync._formats import FORMATS, format_of
 from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    pass
 
 Command = Callable[[Context], Awaitable[int]]
 
@@ -69,7 +66,16 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
 async def sync_command(ctx: Context) -> int:
     """Upload, ask for the beat sync, render and download: the product's quick edit."""
     workflow.check_files(ctx.args.media)
-    session = await workflow.open_session(ctx, ctx.args.session, create=True)
+    kinds = _kinds_of(ctx.args.media)
+    if ctx.args.session:  # media already in the named session count too
+        session = await workflow.open_session(ctx, ctx.args.session, create=True)
+        kinds |= {m.kind for m in (await session.state()).media}
+        _check_both_kinds(kinds)
+    else:
+        # Before anything is sent: a sync missing a kind of media would only end in an
+        # empty timeline that fails to render.
+        _check_both_kinds(kinds)
+        session = await workflow.open_session(ctx, None, create=True)
     await workflow.upload_all(ctx, session, ctx.args.media)
     ctx.output.say(f"Asking: {ctx.args.message}")
     reply = await session.send(ctx.args.message, on_still_working=workflow.still_working(ctx))
@@ -80,6 +86,28 @@ async def sync_command(ctx: Context) -> int:
     report["summary"] = state.draft.summary()
     ctx.output.result(f"Saved {report['output']}", report)
     return 0
+
+
+def _kinds_of(paths: list[Path]) -> set[str]:
+    """The kinds (video, audio, image) the files' extensions stand for; an unknown extension
+    is left for the upload to refuse, with its own message."""
+    formats = (format_of(path.name) for path in paths)
+    return {f.kind for f in formats if f is not None}
+
+
+def _check_both_kinds(kinds: set[str]) -> None:
+    if "audio" not in kinds:
+        raise ValueError(f"sync needs music too: add an audio file ({_extensions('audio')})")
+    if not kinds & {"video", "image"}:
+        raise ValueError(
+            f"sync needs clips too: add a video or an image ({_extensions('video', 'image')})"
+        )
+
+
+def _extensions(*kinds: str) -> str:
+    """ "mp3, wav, m4a or aac": the accepted extensions of these kinds, from the format table."""
+    names = [f.extension for f in FORMATS.values() if f.kind in kinds]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 async def upload_command(ctx: Context) -> int:
