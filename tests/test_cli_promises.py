@@ -101,3 +101,65 @@ def test_sync_with_one_kind_of_media_says_which_is_missing_and_sends_nothing(
     # Nothing was sent: the local backend was never even started, no session remembered.
     assert not (home / "local").exists()
     assert not (tmp_path / "synced.mp4").exists()
+
+
+def test_export_never_overwrites_without_force_and_local_json_prints_no_emulator_url(
+    media: SampleMedia, tmp_path: Path
+) -> None:
+    env = {"NEMO_HOME": str(tmp_path / "h")}
+    kept = tmp_path / "out.mp4"
+    kept.write_bytes(b"the user's own file")
+    clips = [str(c) for c in media.clips]
+
+    done = run(
+        "--local",
+        "--json",
+        "sync",
+        str(media.music),
+        *clips,
+        "-o",
+        "out.mp4",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["output"] == str(tmp_path / "out-2.mp4")
+    assert "out.mp4 exists: saving as out-2.mp4 (--force overwrites)" in done.stderr
+    assert kept.read_bytes() == b"the user's own file"
+    assert (tmp_path / "out-2.mp4").stat().st_size > 10_000
+
+    # Every JSON document of the local backend: no link to an emulator that is gone.
+    outputs = [done.stdout]
+    for args in (
+        ["export", "--wait"],
+        ["state"],
+        ["upload", str(media.music)],
+        ["jobs", "list"],
+    ):
+        done = run("--local", "--json", *args, cwd=tmp_path, env=env)
+        assert done.returncode == 0, (args, done.stderr)
+        outputs.append(done.stdout)
+    job_id = json.loads(outputs[1])["job_id"]
+    done = run("--local", "--json", "jobs", "wait", job_id, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["job_id"] == job_id
+    outputs.append(done.stdout)
+    for output in outputs:
+        json.loads(output)
+        assert "http://127.0.0.1:" not in output
+    # Nor in words: the human line says how to get the video later.
+    done = run("--local", "jobs", "wait", job_id, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "http://" not in done.stdout
+    assert f"nemo-sync --local jobs download {job_id}" in done.stdout
+
+    # A download into a taken name picks the next free one; --force overwrites.
+    done = run("--local", "jobs", "download", job_id, "-o", "out.mp4", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"Saved {tmp_path / 'out-3.mp4'}" in done.stdout
+    assert kept.read_bytes() == b"the user's own file"
+    done = run("--local", "export", "-o", "out.mp4", "--force", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"Saved {kept}" in done.stdout
+    assert kept.stat().st_size > 10_000

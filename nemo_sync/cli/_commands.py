@@ -7,6 +7,7 @@ import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from nemo_sync._formats import FORMATS, format_of
 from nemo_sync.cli import _workflow as workflow
@@ -41,6 +42,7 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
     jobs.add_argument("action", nargs="?", choices=("list", "wait", "download"), default="list")
     jobs.add_argument("job_id", nargs="?", help="the render job id (wait, download)")
     jobs.add_argument("-o", "--out", type=Path, help="where to download (download)")
+    _force_option(jobs)
     jobs.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
 
     chat = add("chat", chat_command, "an interactive session, like talking to the agent")
@@ -61,6 +63,15 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
     # No resolution or aspect options: the canvas is part of the draft [V].
     # Polling every 30 s suits the cloud; the emulator renders in seconds.
     parser.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
+    _force_option(parser)
+
+
+def _force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing output file (default: save under the next free name)",
+    )
 
 
 async def sync_command(ctx: Context) -> int:
@@ -129,11 +140,20 @@ async def export_command(ctx: Context) -> int:
     """Render the timeline; with --wait or -o, wait for it (and download)."""
     session = await workflow.open_session(ctx, ctx.args.session, create=False)
     report = await workflow.render(ctx, session, ctx.args.out, wait=ctx.args.wait)
-    human = f"Saved {report['output']}" if "output" in report else f"Render job {report['job_id']}"
-    if "output" not in report and "download_url" in report:
-        human = f"Rendered: {report['download_url']}"
-    ctx.output.result(human, report)
+    ctx.output.result(_finished(ctx, report), report)
     return 0
+
+
+def _finished(ctx: Context, report: dict[str, Any]) -> str:
+    """The human line for a render: where it was saved, else how to get it."""
+    if "output" in report:
+        return f"Saved {report['output']}"
+    job_id = report["job_id"]
+    if "download_url" not in report:  # not waited for
+        return f"Render job {job_id}: {workflow.command(ctx, 'jobs', 'wait', job_id)}"
+    if ctx.args.local:  # the link would die with this process's emulator
+        return f"Rendered: {workflow.command(ctx, 'jobs', 'download', job_id)} saves it"
+    return f"Rendered: {report['download_url']}"
 
 
 async def jobs_command(ctx: Context) -> int:
@@ -155,8 +175,7 @@ async def jobs_command(ctx: Context) -> int:
     if ctx.args.action == "download" and out is None:
         out = Path.cwd()
     report = await workflow.finish_job(ctx, job, out, {"job_id": job.id})
-    human = f"Saved {report['output']}" if "output" in report else f"Done: {report['download_url']}"
-    ctx.output.result(human, report)
+    ctx.output.result(_finished(ctx, report), report)
     return 0
 
 

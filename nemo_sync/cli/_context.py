@@ -21,6 +21,7 @@ CLI_STATE = "cli-state.json"
 
 LOCAL_FOLDER = "local"
 EMULATOR_FOLDER = "emulator"
+LOCAL_HOST = "127.0.0.1"
 
 
 def _emulator_settings() -> dict[str, Any]:
@@ -49,6 +50,10 @@ class Context:
         self._stack = stack
         self._client: NemoClient | None = None
         self.emulator_url: str | None = None
+        if args.local:
+            # Every --local command's emulator, this one's or an earlier process's (in job
+            # records), listens on this host on a port that is gone once its command ends.
+            output.dead_links = f"http://{LOCAL_HOST}:"
 
     @property
     def home(self) -> Path:
@@ -72,7 +77,7 @@ class Context:
             from nemo_sync.emulator import Emulator
 
             emulator = await self._stack.enter_async_context(
-                Emulator(data_dir=self.local_data_dir, **_emulator_settings())
+                Emulator(host=LOCAL_HOST, data_dir=self.local_data_dir, **_emulator_settings())
             )
             self.emulator_url = emulator.url
             self.output.info(f"local emulator at {emulator.url}")
