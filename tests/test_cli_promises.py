@@ -4,8 +4,13 @@ overwritten files, clear errors and exit codes, verbose logs, no dead links in J
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from nemo_sync.cli import _parser
@@ -163,3 +168,121 @@ def test_export_never_overwrites_without_force_and_local_json_prints_no_emulator
     assert done.returncode == 0, done.stderr
     assert f"Saved {kept}" in done.stdout
     assert kept.stat().st_size > 10_000
+
+
+def _all_gui_hints() -> list[str]:
+    from nemo_sync.emulator import _replies
+
+    return [*_replies._GUI_HINTS_EN, *_replies._GUI_HINTS_ZH]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        *_all_gui_hints(),
+        "Preview in timeline, then click Export.",
+        "Open the timeline panel. Drag the clip, then click Apply.",
+        "在时间线上预览,然后点击导出。",
+    ],
+)
+def test_chat_offers_only_commands_its_loop_runs(reply: str) -> None:
+    from nemo_sync import SuggestedKind, route
+    from nemo_sync._gui import suggested_actions
+    from nemo_sync._routing import Action
+    from nemo_sync.cli._interactive import suggestion_lines
+
+    actions = suggested_actions(reply)
+    assert actions
+    lines = suggestion_lines(actions)
+    offered = [m.group(1) for line in lines for m in re.finditer(r"`([^`]+)`", line)]
+    runs = {"export": Action.EXPORT, "status": Action.STATE}
+    assert lines  # every suggestion gets an answer: a command, or how to say it instead
+    for command in offered:
+        assert route(command) is runs[command]
+    # Every kind the reply asked for that has a command is offered; the rest is explained.
+    kinds = {a.kind for a in actions}
+    assert ("export" in offered) is (SuggestedKind.EXPORT in kinds)
+    assert ("status" in offered) is bool(kinds & {SuggestedKind.STATE, SuggestedKind.SUMMARY})
+    explained = any("say the change in words" in line for line in lines)
+    assert explained is (SuggestedKind.CHAT_EDIT in kinds)
+
+
+PROMPT = "\n> "
+
+
+def _spawn(args: list[str], cwd: Path, env: dict[str, str]) -> pexpect.spawn:
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "nemo_sync", *args],
+        cwd=str(cwd),
+        env={**os.environ, "COLUMNS": "200", **env},
+        encoding="utf-8",
+        timeout=120,
+    )
+
+
+def test_chat_runs_what_it_offers_undoes_keeps_files_and_says_goodbye_with_local(
+    media: SampleMedia, tmp_path: Path
+) -> None:
+    env = {
+        "NEMO_HOME": str(tmp_path / "h"),
+        "NEMO_EMULATOR_SILENT_RATIO": "0",
+        "NEMO_EMULATOR_GUI_PHRASE_RATIO": "1",
+        "NEMO_EMULATOR_SEED": "5",
+    }
+    (tmp_path / "synced.mp4").write_bytes(b"an earlier video")
+    child = _spawn(["chat", "--local"], tmp_path, env)  # --local after the subcommand too
+    try:
+        child.expect("Connected")
+        child.sendline(f"upload {media.music} {media.clips[0]}")
+        child.expect("Uploaded sunset.mp4")
+        child.expect(PROMPT)
+        offered: list[str] = []
+        # Which GUI phrase ends a reply is drawn at random (seeded): edit until one names a
+        # command, then add the title that `undo` takes away again.
+        for edit in [*(["make it 16:9", "make it 1:1"] * 4), 'add the title "Hello there"']:
+            if offered and "title" not in edit:
+                continue
+            child.sendline(edit)
+            child.expect(PROMPT)
+            # Every reply here ends with a GUI phrase: the CLI answers it.
+            answers = re.findall(
+                r"\((?:the agent suggests `(\w+)`|there is nothing to drag)", child.before
+            )
+            assert answers, child.before
+            offered += [command for command in answers if command]
+        assert offered, "the seeded replies offer at least one command"
+        for command in dict.fromkeys(offered):
+            child.sendline(command)
+            child.expect(r"Saved .*synced-2\.mp4" if command == "export" else r"Timeline \(")
+        child.sendline("undo")
+        child.expect("Undid the last edit")
+        child.sendline("status")
+        child.expect(r"Timeline \((\d) tracks?\)[^\n]*\n")
+        assert "Hello there" not in child.match.group(0)
+        child.sendline("export")
+        # The file from before the chat, and the chat's own export, are both kept.
+        child.expect(r"synced\.mp4 exists: saving as (synced-\d\.mp4)")
+        saved = child.match.group(1)
+        child.expect(r"Saved ")
+        child.sendline("quit")
+        child.expect(r"Bye\. Session (\S+) keeps your timeline: `([^`]+)`")
+        session_id, again = child.match.group(1), child.match.group(2)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert (tmp_path / "synced.mp4").read_bytes() == b"an earlier video"
+    assert (tmp_path / saved).stat().st_size > 10_000
+    assert again == f"nemo-sync --local chat --session {session_id}"
+    # The goodbye's command works: the session is there, with its timeline.
+    child = _spawn(shlex.split(again)[1:], tmp_path, env)
+    try:
+        child.expect("Connected")
+        child.sendline("status")
+        child.expect(r"Timeline \(")
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0

@@ -26,8 +26,8 @@ LOCAL_HOST = "127.0.0.1"
 
 def _emulator_settings() -> dict[str, Any]:
     """Knobs for the embedded emulator, for scripted sessions and tests:
-    NEMO_EMULATOR_SILENT_RATIO (0-1), NEMO_EMULATOR_SEED and NEMO_EMULATOR_RENDER_SECONDS
-    (the shortest a render takes)."""
+    NEMO_EMULATOR_SILENT_RATIO and NEMO_EMULATOR_GUI_PHRASE_RATIO (0-1), NEMO_EMULATOR_SEED
+    and NEMO_EMULATOR_RENDER_SECONDS (the shortest a render takes)."""
     settings: dict[str, Any] = {}
     render_seconds = os.environ.get("NEMO_EMULATOR_RENDER_SECONDS")
     if render_seconds:
@@ -35,6 +35,9 @@ def _emulator_settings() -> dict[str, Any]:
     ratio = os.environ.get("NEMO_EMULATOR_SILENT_RATIO")
     if ratio:
         settings["silent_ratio"] = float(ratio)
+    gui = os.environ.get("NEMO_EMULATOR_GUI_PHRASE_RATIO")
+    if gui:
+        settings["gui_phrase_ratio"] = float(gui)
     seed = os.environ.get("NEMO_EMULATOR_SEED")
     if seed:
         settings["seed"] = int(seed)
