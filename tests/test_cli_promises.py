@@ -286,3 +286,17 @@ def test_chat_runs_what_it_offers_undoes_keeps_files_and_says_goodbye_with_local
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+def test_the_readme_and_the_cli_doc_name_every_command() -> None:
+    from nemo_sync.cli import _COMMANDS
+
+    _parser()  # registers the commands
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    bullet = re.search(r"^- The `nemo-sync` command:(.*?)(?:\n\n|\n- )", readme, re.M | re.S)
+    assert bullet is not None
+    assert set(re.findall(r"`(\w+)`", bullet.group(1))) == set(_COMMANDS)
+    table = (root / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert set(re.findall(r"^\| `(\w+)", table, re.M)) | {"logout"} == set(_COMMANDS)
+    assert "| `login` / `logout` |" in table
