@@ -288,7 +288,7 @@ class RenderJob:
         if target.is_dir():
             # Named after the job, not the CDN's name for it: predictable, and the same
             # whichever of the two URLs serves the bytes.
-            target = target / f"{_safe_stem(self.id)}.mp4"
+            target = target / f"{safe_stem(self.id)}.mp4"
         path: Path | None = None
         if result.download_url is not None:
             try:
@@ -323,7 +323,7 @@ class RenderJob:
         return path
 
 
-def _safe_stem(render_id: str) -> str:
+def safe_stem(render_id: str) -> str:
     """A file name stem from a render id (ids come from the network: no separators)."""
     stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in render_id).strip("._")
     return stem[:100] or "render"

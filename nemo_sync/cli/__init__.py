@@ -32,21 +32,18 @@ def _parser() -> argparse.ArgumentParser:
         "(or its local emulator with --local).",
     )
     parser.add_argument("--version", action="version", version=f"nemo-sync {__version__}")
-    parser.add_argument("--base-url", help="API URL (default: NEMO_API_URL, else production)")
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help="use the local backend: an embedded emulator whose state is kept under the home",
-    )
-    parser.add_argument("--home", help="folder for credentials and jobs (default: NEMO_HOME)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("-v", "--verbose", action="store_true", help="details and tracebacks")
+    _add_global_options(parser)
+    # The same options after the subcommand (`nemo-sync credits --local`). Their default is
+    # SUPPRESS: argparse copies a subcommand's values over the main ones, so a default there
+    # would undo `nemo-sync --local credits`; now only an option given after it wins.
+    after = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _add_global_options(after)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     def add(name: str, command: Command, help_text: str) -> argparse.ArgumentParser:
         _COMMANDS[name] = command
-        return sub.add_parser(name, help=help_text, description=help_text)
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[after])
 
     add("credits", _basic.credits_command, "show the credit balance")
     add("login", _basic.login_command, "get or reuse an anonymous token (never shown)")
@@ -56,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
     state.add_argument("--session", help="session id (default: the last one used)")
     _add_more_commands(add)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", help="API URL (default: NEMO_API_URL, else production)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="use the local backend: an embedded emulator whose state is kept under the home",
+    )
+    parser.add_argument("--home", help="folder for credentials and jobs (default: NEMO_HOME)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="request logs, details and tracebacks"
+    )
 
 
 def _add_more_commands(
@@ -79,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output = Output(as_json=args.json, verbose=args.verbose)
     if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+        _show_request_logs()
     try:
         return asyncio.run(_run(args, output))
     except KeyboardInterrupt:
@@ -99,6 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.error(f"unexpected {_first_line(exc)} (run with -v for the traceback)")
         _trace(args, output)
         return 1
+
+
+def _show_request_logs() -> None:
+    """-v: the SDK's requests, replies and retry waits (its DEBUG logs) on stderr.
+
+    Only the ``nemo_sync`` logger at DEBUG: other libraries' debug output (asyncio, aiohttp)
+    would bury the lines a person is looking for.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    logging.getLogger("nemo_sync").setLevel(logging.DEBUG)
 
 
 def _first_line(exc: Exception) -> str:

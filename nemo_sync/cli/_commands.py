@@ -7,14 +7,12 @@ import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+from nemo_sync._formats import FORMATS, format_of
 from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    pass
 
 Command = Callable[[Context], Awaitable[int]]
 
@@ -44,6 +42,7 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
     jobs.add_argument("action", nargs="?", choices=("list", "wait", "download"), default="list")
     jobs.add_argument("job_id", nargs="?", help="the render job id (wait, download)")
     jobs.add_argument("-o", "--out", type=Path, help="where to download (download)")
+    _force_option(jobs)
     jobs.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
 
     chat = add("chat", chat_command, "an interactive session, like talking to the agent")
@@ -64,12 +63,30 @@ def _render_options(parser: argparse.ArgumentParser) -> None:
     # No resolution or aspect options: the canvas is part of the draft [V].
     # Polling every 30 s suits the cloud; the emulator renders in seconds.
     parser.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
+    _force_option(parser)
+
+
+def _force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing output file (default: save under the next free name)",
+    )
 
 
 async def sync_command(ctx: Context) -> int:
     """Upload, ask for the beat sync, render and download: the product's quick edit."""
     workflow.check_files(ctx.args.media)
-    session = await workflow.open_session(ctx, ctx.args.session, create=True)
+    kinds = _kinds_of(ctx.args.media)
+    if ctx.args.session:  # media already in the named session count too
+        session = await workflow.open_session(ctx, ctx.args.session, create=True)
+        kinds |= {m.kind for m in (await session.state()).media}
+        _check_both_kinds(kinds)
+    else:
+        # Before anything is sent: a sync missing a kind of media would only end in an
+        # empty timeline that fails to render.
+        _check_both_kinds(kinds)
+        session = await workflow.open_session(ctx, None, create=True)
     await workflow.upload_all(ctx, session, ctx.args.media)
     ctx.output.say(f"Asking: {ctx.args.message}")
     reply = await session.send(ctx.args.message, on_still_working=workflow.still_working(ctx))
@@ -80,6 +97,28 @@ async def sync_command(ctx: Context) -> int:
     report["summary"] = state.draft.summary()
     ctx.output.result(f"Saved {report['output']}", report)
     return 0
+
+
+def _kinds_of(paths: list[Path]) -> set[str]:
+    """The kinds (video, audio, image) the files' extensions stand for; an unknown extension
+    is left for the upload to refuse, with its own message."""
+    formats = (format_of(path.name) for path in paths)
+    return {f.kind for f in formats if f is not None}
+
+
+def _check_both_kinds(kinds: set[str]) -> None:
+    if "audio" not in kinds:
+        raise ValueError(f"sync needs music too: add an audio file ({_extensions('audio')})")
+    if not kinds & {"video", "image"}:
+        raise ValueError(
+            f"sync needs clips too: add a video or an image ({_extensions('video', 'image')})"
+        )
+
+
+def _extensions(*kinds: str) -> str:
+    """ "mp3, wav, m4a or aac": the accepted extensions of these kinds, from the format table."""
+    names = [f.extension for f in FORMATS.values() if f.kind in kinds]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 async def upload_command(ctx: Context) -> int:
@@ -101,11 +140,20 @@ async def export_command(ctx: Context) -> int:
     """Render the timeline; with --wait or -o, wait for it (and download)."""
     session = await workflow.open_session(ctx, ctx.args.session, create=False)
     report = await workflow.render(ctx, session, ctx.args.out, wait=ctx.args.wait)
-    human = f"Saved {report['output']}" if "output" in report else f"Render job {report['job_id']}"
-    if "output" not in report and "download_url" in report:
-        human = f"Rendered: {report['download_url']}"
-    ctx.output.result(human, report)
+    ctx.output.result(_finished(ctx, report), report)
     return 0
+
+
+def _finished(ctx: Context, report: dict[str, Any]) -> str:
+    """The human line for a render: where it was saved, else how to get it."""
+    if "output" in report:
+        return f"Saved {report['output']}"
+    job_id = report["job_id"]
+    if "download_url" not in report:  # not waited for
+        return f"Render job {job_id}: {workflow.command(ctx, 'jobs', 'wait', job_id)}"
+    if ctx.args.local:  # the link would die with this process's emulator
+        return f"Rendered: {workflow.command(ctx, 'jobs', 'download', job_id)} saves it"
+    return f"Rendered: {report['download_url']}"
 
 
 async def jobs_command(ctx: Context) -> int:
@@ -119,15 +167,15 @@ async def jobs_command(ctx: Context) -> int:
         ]
         ctx.output.result("\n".join(lines) or "No render jobs yet.", list(records))
         return 0
-    if not ctx.args.job_id:
-        raise ValueError(f"`jobs {ctx.args.action}` needs a job id (see `nemo-sync jobs`)")
+    if not ctx.args.job_id:  # a usage error (exit 2), which argparse cannot see
+        ctx.output.error(f"`jobs {ctx.args.action}` needs a job id (see `nemo-sync jobs`)")
+        return 2
     job = client.render_job(ctx.args.job_id)
     out = ctx.args.out
     if ctx.args.action == "download" and out is None:
         out = Path.cwd()
     report = await workflow.finish_job(ctx, job, out, {"job_id": job.id})
-    human = f"Saved {report['output']}" if "output" in report else f"Done: {report['download_url']}"
-    ctx.output.result(human, report)
+    ctx.output.result(_finished(ctx, report), report)
     return 0
 
 

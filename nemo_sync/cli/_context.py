@@ -21,12 +21,13 @@ CLI_STATE = "cli-state.json"
 
 LOCAL_FOLDER = "local"
 EMULATOR_FOLDER = "emulator"
+LOCAL_HOST = "127.0.0.1"
 
 
 def _emulator_settings() -> dict[str, Any]:
     """Knobs for the embedded emulator, for scripted sessions and tests:
-    NEMO_EMULATOR_SILENT_RATIO (0-1), NEMO_EMULATOR_SEED and NEMO_EMULATOR_RENDER_SECONDS
-    (the shortest a render takes)."""
+    NEMO_EMULATOR_SILENT_RATIO and NEMO_EMULATOR_GUI_PHRASE_RATIO (0-1), NEMO_EMULATOR_SEED
+    and NEMO_EMULATOR_RENDER_SECONDS (the shortest a render takes)."""
     settings: dict[str, Any] = {}
     render_seconds = os.environ.get("NEMO_EMULATOR_RENDER_SECONDS")
     if render_seconds:
@@ -34,6 +35,9 @@ def _emulator_settings() -> dict[str, Any]:
     ratio = os.environ.get("NEMO_EMULATOR_SILENT_RATIO")
     if ratio:
         settings["silent_ratio"] = float(ratio)
+    gui = os.environ.get("NEMO_EMULATOR_GUI_PHRASE_RATIO")
+    if gui:
+        settings["gui_phrase_ratio"] = float(gui)
     seed = os.environ.get("NEMO_EMULATOR_SEED")
     if seed:
         settings["seed"] = int(seed)
@@ -49,6 +53,10 @@ class Context:
         self._stack = stack
         self._client: NemoClient | None = None
         self.emulator_url: str | None = None
+        if args.local:
+            # Every --local command's emulator, this one's or an earlier process's (in job
+            # records), listens on this host on a port that is gone once its command ends.
+            output.dead_links = f"http://{LOCAL_HOST}:"
 
     @property
     def home(self) -> Path:
@@ -72,7 +80,7 @@ class Context:
             from nemo_sync.emulator import Emulator
 
             emulator = await self._stack.enter_async_context(
-                Emulator(data_dir=self.local_data_dir, **_emulator_settings())
+                Emulator(host=LOCAL_HOST, data_dir=self.local_data_dir, **_emulator_settings())
             )
             self.emulator_url = emulator.url
             self.output.info(f"local emulator at {emulator.url}")

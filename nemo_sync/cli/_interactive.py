@@ -1,17 +1,19 @@
 """`nemo-sync chat`: an interactive session that behaves like the skill itself.
 
 Each line is routed (``nemo_sync.route``): export, credits, status and upload run directly;
-everything else is a chat turn whose text streams as it arrives.
+everything else (``undo`` too) is a chat turn whose text streams as it arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nemo_sync._events import TextEvent, ToolCallEvent, ToolResultEvent
+from nemo_sync._gui import SuggestedAction, SuggestedKind
 from nemo_sync._routing import Action, route
 from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
@@ -22,9 +24,28 @@ if TYPE_CHECKING:
 
 GREETING = (
     "Connected. Share your audio files and I'll sync them to your video: type `upload FILE`,\n"
-    "then something like 'sync my audio to the video'. `status`, `credits`, `export`, `quit`."
+    "then something like 'sync my audio to the video'. `status`, `credits`, `export`, `undo`,\n"
+    "`quit`."
 )
 _QUIT = {"quit", "exit", "bye", "退出"}
+
+# The agent talks as if its web editor were open ("click Export", "preview in timeline"): each
+# such suggestion is offered as the word this loop runs for it, which ``route`` sends to a
+# direct action. A drag or another click has no command: the user says the edit instead.
+OFFERED: dict[SuggestedKind, str] = {
+    SuggestedKind.EXPORT: "export",
+    SuggestedKind.STATE: "status",
+    SuggestedKind.SUMMARY: "status",  # the timeline summary is what `status` shows
+}
+
+
+def suggestion_lines(actions: Sequence[SuggestedAction]) -> list[str]:
+    """What to print for the agent's GUI suggestions: only commands this loop can run."""
+    commands = list(dict.fromkeys(OFFERED[a.kind] for a in actions if a.kind in OFFERED))
+    lines = [f"(the agent suggests `{command}`: type it to run it)" for command in commands]
+    if any(a.kind not in OFFERED for a in actions):
+        lines.append("(there is nothing to drag or click here: say the change in words)")
+    return lines
 
 
 async def _read_line(prompt: str) -> str | None:
@@ -49,7 +70,6 @@ async def run_chat(ctx: Context) -> int:
     out.say("Setting things up...")
     session = await workflow.open_session(ctx, ctx.args.session, create=True)
     out.say(GREETING)
-    exports = 0
     while True:
         line = await _read_line("> ")
         if line is None or line.strip().lower() in _QUIT:
@@ -71,17 +91,15 @@ async def run_chat(ctx: Context) -> int:
             elif action is Action.STATE:
                 out.say((await session.state()).draft.summary())
             elif action is Action.EXPORT:
-                exports += 1
-                name = Path("synced.mp4" if exports == 1 else f"synced-{exports}.mp4")
-                report = await workflow.render(ctx, session, name)
+                # Never over an existing file (unless --force): the next free name, said.
+                report = await workflow.render(ctx, session, Path("synced.mp4"))
                 out.say(f"Saved {report['output']}")
             else:
                 await _turn(ctx, session, line)
         except NemoError as exc:
             out.error(str(exc))
-    out.say(
-        f"Bye. Session {session.id} keeps your timeline: `nemo-sync chat --session {session.id}`"
-    )
+    again = workflow.command(ctx, "chat", "--session", session.id)
+    out.say(f"Bye. Session {session.id} keeps your timeline: `{again}`")
     return 0
 
 
@@ -108,5 +126,5 @@ async def _turn(ctx: Context, session: Session, line: str) -> None:
             out.say(result.draft_after.summary())
     else:
         out.say("")
-    for action in result.suggested_actions:
-        out.say(f"(the agent suggests: {action.kind.value}; type `{action.kind.value}` to run it)")
+    for suggestion in suggestion_lines(result.suggested_actions):
+        out.say(suggestion)

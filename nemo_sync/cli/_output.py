@@ -47,11 +47,17 @@ class Output:
         self.verbose = verbose
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        # Links that stop working when this process ends (an embedded emulator's), left out
+        # of JSON results: a script would keep them.
+        self.dead_links: str | None = None
 
     def result(self, human: str, data: Any = None) -> None:
         """The command's result: ``human`` as text, or ``data`` as one JSON document."""
         if self.as_json:
-            document = json.dumps(_jsonable(data), ensure_ascii=False, indent=2)
+            value = _jsonable(data)
+            if self.dead_links is not None:
+                value = _without_links(value, self.dead_links)
+            document = json.dumps(value, ensure_ascii=False, indent=2)
             self.out.write(_json_safe(document) + "\n")
         else:
             self.out.write(terminal_safe(human) + "\n")
@@ -164,3 +170,21 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def _without_links(value: Any, prefix: str) -> Any:
+    """``value`` (plain JSON data) without the strings that start with ``prefix``: dropped
+    from objects and arrays, so a reader sees no link rather than a dead one."""
+    if isinstance(value, dict):
+        return {
+            k: _without_links(v, prefix)
+            for k, v in value.items()
+            if not (isinstance(v, str) and v.startswith(prefix))
+        }
+    if isinstance(value, list):
+        return [
+            _without_links(v, prefix)
+            for v in value
+            if not (isinstance(v, str) and v.startswith(prefix))
+        ]
+    return value

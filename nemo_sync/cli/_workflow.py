@@ -6,10 +6,12 @@ both command modules and every import arrow points one way.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nemo_sync._render_job import safe_stem
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import NemoError
 
@@ -96,10 +98,38 @@ async def finish_job(
         bar.update_to(100, 100)
     report["download_url"] = result.download_url
     if out is not None:
-        with ctx.output.progress(f"download {out.name}", total=None) as bar:
-            path = await job.download(out, on_progress=bar.callback())
+        wanted = out / f"{safe_stem(job.id)}.mp4" if out.is_dir() else out
+        target = wanted if ctx.args.force else free_path(wanted)
+        if target != wanted:
+            ctx.output.say(f"{wanted.name} exists: saving as {target.name} (--force overwrites)")
+        with ctx.output.progress(f"download {target.name}", total=None) as bar:
+            path = await job.download(target, on_progress=bar.callback())
         report["output"] = str(path.resolve())
     return report
+
+
+def free_path(path: Path) -> Path:
+    """``path``, or when a file is there, the first free ``stem-2``, ``stem-3``... beside it:
+    an export never replaces a video the user already has."""
+    candidate = path
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
+def command(ctx: Context, *words: str) -> str:
+    """A ``nemo-sync`` command line to run later against the same backend (with the global
+    options that choose it), for hints a person can paste."""
+    line = ["nemo-sync"]
+    if ctx.args.local:
+        line.append("--local")
+    elif ctx.args.base_url:
+        line += ["--base-url", ctx.args.base_url]
+    if ctx.args.home:
+        line += ["--home", ctx.args.home]
+    return shlex.join([*line, *words])
 
 
 def still_working(ctx: Context) -> Callable[[float], None]:

@@ -19,7 +19,7 @@ from nemo_sync.emulator import _replies
 from nemo_sync.emulator._api_errors import ApiError
 from nemo_sync.emulator._clock import FakeClock
 from nemo_sync.emulator._config import Config
-from nemo_sync.emulator._edits import EditResult, apply_edits, describe, needs_beats
+from nemo_sync.emulator._edits import EditResult, apply_edits, commit, describe, needs_beats
 from nemo_sync.emulator._fastapi import DetailError, missing, read_json_body, refuse, wrong_type
 from nemo_sync.emulator._faults import Fault
 from nemo_sync.emulator._intent import parse
@@ -215,8 +215,7 @@ async def run_turn(
             result = apply_edits(session, intent, text, beats)
             delta: dict[str, Any] = {}
             if result.edited:
-                session.draft = result.draft
-                session.version += 1
+                commit(session, result)
                 account.available -= min(config.chat_cost, account.available)
                 delta = {"draft_version": session.version}
             # Drawn here, in the transaction: the session's generator is part of its state.

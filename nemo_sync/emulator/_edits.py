@@ -36,12 +36,14 @@ class EditResult:
         calls: The tools run, in order.
         notes: One sentence per edit or problem, as ``(english, chinese)``.
         edited: Whether the draft changed.
+        undone: Whether the change is an undo (the draft is the last one in the history).
     """
 
     draft: dict[str, Any]
     calls: list[ToolCall] = attrs.Factory(list)
     notes: list[tuple[str, str]] = attrs.Factory(list)
     edited: bool = False
+    undone: bool = False
 
     def did(self, call: ToolCall, en: str, zh: str) -> None:
         self.calls.append(call)
@@ -319,6 +321,39 @@ def _aspect(aspect: str, result: EditResult) -> None:
     )
 
 
+HISTORY_DEPTH = 20
+"""How many edit turns ``undo`` can go back: the drafts are kept in the session's record."""
+
+
+def _undo(session: SessionRecord, result: EditResult) -> None:
+    if not session.history:
+        result.problem(
+            "There is no edit to undo yet: the timeline is as it started.",
+            "还没有可以撤销的编辑:时间线还是最初的样子。",
+        )
+        return
+    result.draft = copy.deepcopy(session.history[-1])
+    result.undone = True
+    result.did(
+        ToolCall("undo", {}, {"status": "ok", "duration_ms": int(result.draft.get("d") or 0)}),
+        "Undid the last edit: the timeline is back to how it was before it.",
+        "已撤销上一步编辑,时间线恢复到了之前的样子。",
+    )
+
+
+def commit(session: SessionRecord, result: EditResult) -> None:
+    """Make ``result``'s draft the session's and keep the history ``undo`` walks back."""
+    if not result.edited:
+        return
+    if result.undone:
+        session.history.pop()
+    else:
+        session.history.append(session.draft)
+        del session.history[:-HISTORY_DEPTH]
+    session.draft = result.draft
+    session.version += 1
+
+
 def needs_beats(intent: Intent, session: SessionRecord, text: str) -> MediaRecord | None:
     """The music to analyse before :func:`apply_edits` (``None`` when no sync is asked for)."""
     return pick_audio(session, text) if intent.sync else None
@@ -336,6 +371,9 @@ def apply_edits(
         beats: The music's beats, when ``intent.sync`` (see :func:`needs_beats`).
     """
     result = EditResult(draft=copy.deepcopy(session.draft))
+    if intent.undo:
+        _undo(session, result)
+        return result
     if intent.edits and not intent.sync:
         # The first edit puts the uploaded clips on the timeline; beat sync cuts them itself.
         _ensure_video(session, result)

@@ -83,6 +83,8 @@ class Emulator:
             are sent meanwhile).
         heartbeat_interval: Seconds between heartbeats in a chat stream.
         silent_ratio: Share of edit turns that end with no text (the real service: ~0.3).
+        gui_phrase_ratio: Share of edit replies that end with a GUI phrase ("click the
+            Export button"), as the real service's do; clients turn them into actions.
         seed: Seeds the silent turns and the reply wording, per session.
         chat_cost: Credits an edit turn costs (turns that edit nothing are free).
         max_upload_bytes: Upload size limit (the service's is 500 MB); past it -> 4002.
@@ -113,6 +115,7 @@ class Emulator:
         chat_latency: float = 0.0,
         heartbeat_interval: float = 0.2,
         silent_ratio: float = 0.3,
+        gui_phrase_ratio: float = 0.5,
         seed: int = 0,
         chat_cost: int = 1,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
@@ -127,6 +130,7 @@ class Emulator:
             chat_latency=chat_latency,
             heartbeat_interval=heartbeat_interval,
             silent_ratio=silent_ratio,
+            gui_phrase_ratio=gui_phrase_ratio,
             chat_cost=chat_cost,
             max_upload_bytes=max_upload_bytes,
             export_requires_plan=export_requires_plan,

@@ -29,6 +29,8 @@ _CUT_MODES = (
     ("bar", re.compile(r"\b(?:every|each)\s+(?:bar|measure)\b|每(?:一)?(?:个)?小节", re.I)),
     ("beat", re.compile(r"\b(?:every|each)\s+(?:single\s+)?beat\b|每(?:一)?(?:个)?拍", re.I)),
 )
+# "undo", "revert the last change", "撤销", "撤回上一步": the whole previous edit turn.
+_UNDO = re.compile(r"\b(?:undo|revert)\b|撤销|撤回|恢复上一步", re.I)
 _VOLUME = re.compile(r"\b(?:volume|loudness|level)\b|音量", re.I)
 _PERCENT = re.compile(_NUM + r"\s*%|百分之\s*(\d+)")
 _MUTE = re.compile(r"\bmute\b|静音", re.I)
@@ -76,6 +78,7 @@ class Intent:
         trim_ms: Cut the timeline to this length.
         aspect: ``"9:16"``, ``"16:9"`` or ``"1:1"``.
         chinese: Whether to answer in Chinese.
+        undo: Revert the last edit turn (the draft before it comes back).
     """
 
     music: bool = False
@@ -86,12 +89,14 @@ class Intent:
     aspect: str | None = None
     chinese: bool = False
     cut_mode: str | None = None
+    undo: bool = False
 
     @property
     def edits(self) -> bool:
         """Whether anything is asked for."""
         return bool(
-            self.music
+            self.undo
+            or self.music
             or self.sync
             or self.volume is not None
             or self.title is not None
@@ -147,7 +152,13 @@ def _aspect(text: str) -> str | None:
 
 
 def parse(text: str) -> Intent:
-    """The edits ``text`` asks for; an instruction with none is answered with help text."""
+    """The edits ``text`` asks for; an instruction with none is answered with help text.
+
+    An undo is an undo only: the rest of its words name what to undo ("undo the title"), and
+    reading them as edits would add a title instead.
+    """
+    if _UNDO.search(text):
+        return Intent(undo=True, chinese=bool(_CJK.search(text)))
     volume = _volume(text)
     cut_mode = next((mode for mode, pattern in _CUT_MODES if pattern.search(text)), None)
     sync = bool(_SYNC.search(text)) or cut_mode is not None

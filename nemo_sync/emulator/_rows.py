@@ -93,6 +93,7 @@ def row_of(record: Record, data_dir: Path) -> Row:
             "task_name": record.task_name,
             "draft": record.draft,
             "version": record.version,
+            "history": record.history,
             "turns": record.turns,
             "next_id": record._next_id,
             # The generator's state, so silent turns and wording go on where they left off.
@@ -211,6 +212,7 @@ def _merge_session(state: State, key: str, body: dict[str, Any], _dir: Path) -> 
         session.task_name = body["task_name"]
     session.draft = body["draft"]
     session.version = body["version"]
+    session.history = body.get("history", [])  # rows written before undo existed have none
     session.turns = body["turns"]
     session._next_id = body["next_id"]
 

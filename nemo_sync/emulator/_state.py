@@ -134,6 +134,8 @@ class SessionRecord:
         version: Bumped by every edit.
         media: Media by id, in upload order.
         turns: Chat turns run so far.
+        history: The drafts before the last edit turns, oldest first: ``undo`` brings back
+            the last one (the agent's draft versions; at most ``_edits.HISTORY_DEPTH``).
     """
 
     id: str
@@ -146,6 +148,7 @@ class SessionRecord:
     version: int = 0
     media: dict[str, MediaRecord] = attrs.field(factory=dict, repr=False)
     turns: int = 0
+    history: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, repr=False)
     _next_id: int = attrs.field(default=0, repr=False)
 
