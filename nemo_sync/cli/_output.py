@@ -47,6 +47,9 @@ class Output:
         self.verbose = verbose
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        # What goes on if the user interrupts now (a render the service keeps running): the
+        # CLI's Ctrl-C line says it. Set by whoever is waiting, cleared when done.
+        self.on_interrupt: str | None = None
 
     def result(self, human: str, data: Any = None) -> None:
         """The command's result: ``human`` as text, or ``data`` as one JSON document."""
