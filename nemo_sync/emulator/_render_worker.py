@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from nemo_sync._contract import RENDER_COMPLETED, RENDER_FAILED, RENDER_PROCESSING, is_exportable
 from nemo_sync.emulator import _draft_ops as d
 from nemo_sync.emulator._state import RenderRecord, SessionRecord
+from nemo_sync.emulator._user_paths import name_files
 
 logger = logging.getLogger("nemo_sync.emulator")
 
@@ -123,7 +124,10 @@ class Renderer:
             raise
         except Exception as exc:  # a failed render is a job state, not a crash
             logger.debug("render %s failed", job.id, exc_info=True)
-            self._fail(job, str(exc) or type(exc).__name__)
+            media = session.media.values() if session is not None else ()
+            # The outputs folder is in the data folder: no path of it may show either.
+            message = name_files(str(exc), media, data_dir=self._out_dir.parent)
+            self._fail(job, message or type(exc).__name__)
             await self._save_now(job)
         finally:
             self._saved_at.pop(job.key, None)
