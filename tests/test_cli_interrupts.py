@@ -101,3 +101,25 @@ def test_ctrl_c_during_the_demo_leaves_no_temporary_folders(tmp_path: Path) -> N
     assert "interrupted" in said
     assert not (tmp_path / "synced.mp4").exists()
     assert list((tmp_path / "tmp").iterdir()) == []  # no nemo-demo-*, no nemo-emulator-*
+
+
+def test_ctrl_c_at_the_chat_prompt_stops_at_once(tmp_path: Path) -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "nemo_sync", "--local", "chat"],
+        cwd=str(tmp_path),
+        env=_env(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("Connected")
+    child.expect("> ")
+    pressed = time.monotonic()
+    child.sendintr()  # the prompt waits for a line in a thread: it must not be waited for
+    child.expect(pexpect.EOF, timeout=10)
+    child.close()
+    took = time.monotonic() - pressed
+    assert took < STOP_SECONDS, f"took {took:.1f} s to stop"
+    assert child.exitstatus == 130
+    assert "error: interrupted" in (child.before or "")
+    assert "Traceback" not in (child.before or "")
