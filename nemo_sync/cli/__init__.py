@@ -94,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_run(args, output))
     except KeyboardInterrupt:
-        output.error("interrupted")
+        # asyncio.run has cancelled the command, which stopped its renders and removed its
+        # partial files; one line says so, and what goes on without us.
+        note = output.on_interrupt
+        output.error(f"interrupted; {note}" if note else "interrupted")
         return 130
     except APIConnectionError as exc:
         output.error(str(exc))

@@ -7,12 +7,15 @@ import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nemo_sync._formats import FORMATS, format_of
 from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from nemo_sync.local import SampleMedia
 
 Command = Callable[[Context], Awaitable[int]]
 
@@ -205,9 +208,17 @@ async def demo_command(ctx: Context) -> int:
     ctx.args.local = True
     ctx.args.session = None
     ctx.args.message = QUICK_EDIT
-    workdir = ctx.args.workdir or Path(tempfile.mkdtemp(prefix="nemo-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx.output.say(f"Making sample media in {workdir} ...")
-    samples = await asyncio.to_thread(make_sample_media, workdir)
+    if ctx.args.workdir is not None:  # the user's folder: the samples stay there
+        ctx.args.workdir.mkdir(parents=True, exist_ok=True)
+        ctx.output.say(f"Making sample media in {ctx.args.workdir} ...")
+        return await _demo_in(ctx, ctx.args.workdir, make_sample_media)
+    # Else a temporary folder, removed however the demo ends (the upload copied the files).
+    with tempfile.TemporaryDirectory(prefix="nemo-demo-") as workdir:
+        ctx.output.say("Making sample media ...")
+        return await _demo_in(ctx, Path(workdir), make_sample_media)
+
+
+async def _demo_in(ctx: Context, workdir: Path, make: Callable[[Path], SampleMedia]) -> int:
+    samples = await asyncio.to_thread(make, workdir)
     ctx.args.media = [samples.music, *samples.clips]
     return await sync_command(ctx)

@@ -7,7 +7,9 @@ everything else (``undo`` too) is a chat turn whose text streams as it arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,10 +51,37 @@ def suggestion_lines(actions: Sequence[SuggestedAction]) -> list[str]:
 
 
 async def _read_line(prompt: str) -> str | None:
-    try:
-        return await asyncio.to_thread(input, prompt)
-    except EOFError:
-        return None
+    """The next line typed (``None`` at end of input).
+
+    ``input`` blocks until Enter and cannot be interrupted from another thread, so it runs on
+    a daemon thread: on Ctrl-C the command ends at once instead of waiting, at exit, for a
+    line nobody will type (an executor thread would be waited for).
+    """
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(text: str | None, error: BaseException | None) -> None:
+        if line.done():  # the wait was cancelled
+            return
+        if error is not None:
+            line.set_exception(error)
+        else:
+            line.set_result(text)
+
+    def read() -> None:
+        text: str | None = None
+        error: BaseException | None = None
+        try:
+            text = input(prompt)
+        except EOFError:
+            pass
+        except BaseException as exc:  # handed to the loop, which raises it in the command
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, text, error)
+
+    threading.Thread(target=read, name="nemo-sync-input", daemon=True).start()
+    return await line
 
 
 def _attached_files(line: str) -> list[Path]:

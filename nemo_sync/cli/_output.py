@@ -50,6 +50,9 @@ class Output:
         # Links that stop working when this process ends (an embedded emulator's), left out
         # of JSON results: a script would keep them.
         self.dead_links: str | None = None
+        # What goes on if the user interrupts now (a render the service keeps running): the
+        # CLI's Ctrl-C line says it. Set by whoever is waiting, cleared when done.
+        self.on_interrupt: str | None = None
 
     def result(self, human: str, data: Any = None) -> None:
         """The command's result: ``human`` as text, or ``data`` as one JSON document."""

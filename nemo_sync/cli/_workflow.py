@@ -90,12 +90,23 @@ async def render(
 async def finish_job(
     ctx: Context, job: RenderJob, out: Path | None, report: dict[str, Any]
 ) -> dict[str, Any]:
-    with ctx.output.progress("render", total=100, unit="%") as bar:
-        result = await job.wait(
-            poll_interval=poll_interval(ctx),
-            on_progress=lambda r: bar.update_to(r.progress or 0, 100),
-        )
-        bar.update_to(100, 100)
+    local = "--local " if ctx.args.local else ""
+    # The service renders on without us; with --local, the stored job is rendered again by
+    # the next process that polls it.
+    ctx.output.on_interrupt = (
+        f"render {job.id} goes on; resume with `nemo-sync {local}jobs wait {job.id}`"
+    )
+    try:
+        with ctx.output.progress("render", total=100, unit="%") as bar:
+            result = await job.wait(
+                poll_interval=poll_interval(ctx),
+                on_progress=lambda r: bar.update_to(r.progress or 0, 100),
+            )
+            bar.update_to(100, 100)
+    except Exception:  # an interrupt (BaseException) keeps the note for its message
+        ctx.output.on_interrupt = None
+        raise
+    ctx.output.on_interrupt = None
     report["download_url"] = result.download_url
     if out is not None:
         wanted = out / f"{safe_stem(job.id)}.mp4" if out.is_dir() else out

@@ -27,6 +27,7 @@ from nemo_sync.emulator._local import BeatInfo, analyse_beats
 from nemo_sync.emulator._sse_writer import SseWriter
 from nemo_sync.emulator._state import Account, MediaRecord, SessionRecord
 from nemo_sync.emulator._store import Changes
+from nemo_sync.emulator._user_paths import name_files
 
 AUTHOR = "nemo_agent"
 
@@ -204,7 +205,7 @@ async def run_turn(
                 events.make(
                     errorCode="TOOL_ERROR",
                     errorMessage=f"beat analysis of {music.name if music else 'the music'} "
-                    f"failed: {exc}",
+                    f"failed: {name_files(str(exc), [music] if music else [])}",
                 )
             )
             await _finish(writer, response)

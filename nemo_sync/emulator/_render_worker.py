@@ -1,14 +1,17 @@
 """Render jobs: pending -> processing (progress) -> completed or failed.
 
 Export is free [V]: no credits are held or charged. The blocking render runs in a thread; its
-progress comes back through the loop.
+progress (the frames encoded) comes back through the loop, and a cancelled job stops it at its
+next report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from nemo_sync._contract import RENDER_COMPLETED, RENDER_FAILED, RENDER_PROCESSING, is_exportable
 from nemo_sync.emulator import _draft_ops as d
 from nemo_sync.emulator._state import RenderRecord, SessionRecord
+from nemo_sync.emulator._user_paths import name_files
 
 logger = logging.getLogger("nemo_sync.emulator")
 
@@ -27,6 +31,8 @@ NOTHING_TO_EXPORT = (
 )
 NO_VIDEO = "nothing to render: the timeline has no video segments (only audio or text)"
 _TICK = 0.05
+# How long a cancelled render may take to reach its next progress report and stop.
+_STOP_WAIT = 5.0
 
 SaveJob = Callable[..., Awaitable[None]]
 
@@ -35,7 +41,10 @@ SaveJob = Callable[..., Awaitable[None]]
 class RenderBackend(Protocol):
     """What renders a draft to an MP4 (``nemo_sync.local.LocalRenderBackend`` is the real one).
 
-    ``render`` blocks (the emulator runs it in a thread) and reports progress 0.0-1.0.
+    ``render`` blocks (the emulator runs it in a thread) and reports progress 0.0-1.0: the
+    share of the frames encoded, which is what the job's progress shows. ``on_progress`` raises
+    once the job is cancelled; the backend lets that exception through and leaves no partial
+    file, so a render stops at its next report.
     """
 
     name: str
@@ -115,7 +124,10 @@ class Renderer:
             raise
         except Exception as exc:  # a failed render is a job state, not a crash
             logger.debug("render %s failed", job.id, exc_info=True)
-            self._fail(job, str(exc) or type(exc).__name__)
+            media = session.media.values() if session is not None else ()
+            # The outputs folder is in the data folder: no path of it may show either.
+            message = name_files(str(exc), media, data_dir=self._out_dir.parent)
+            self._fail(job, message or type(exc).__name__)
             await self._save_now(job)
         finally:
             self._saved_at.pop(job.key, None)
@@ -145,7 +157,8 @@ class Renderer:
     async def _tick_until(
         self, job: RenderRecord, started: float, total: float, until: float
     ) -> None:
-        """Advance time-based progress (the floor under the backend's own reports)."""
+        """Advance time-based progress: for renders with no backend at work (a fault's failure)
+        and for the rest of the shortest render time once a fast backend has finished."""
         while (now := time.monotonic()) < until:
             if total > 0:
                 job.progress = max(job.progress, min(95, int((now - started) / total * 100)))
@@ -166,11 +179,17 @@ class Renderer:
         # Written under a name of its own, then renamed: a process that stopped mid-render
         # may still be writing its copy while the next one renders the job again.
         part = out.with_name(f"{job.file_id}.{secrets.token_hex(4)}.part.mp4")
-        loop = asyncio.get_running_loop()
+        # The share of the frames the backend has encoded (0.0-1.0), written by its thread.
+        encoded = _Share()
+        stop = threading.Event()
 
         def report(value: float) -> None:
-            done = min(max(value, 0.0), 1.0)
-            loop.call_soon_threadsafe(_raise_progress, job, 20 + int(done * 75))
+            # Runs in the render thread, the only place it touches: so it is also where the
+            # thread learns the job was cancelled. Raising unwinds the backend, which deletes
+            # its partial file, and ends the thread at once rather than after the whole video.
+            if stop.is_set():
+                raise RenderCancelled(job.id)
+            encoded.value = min(max(value, 0.0), 1.0)
 
         backend = self.backend
         rendering = asyncio.ensure_future(
@@ -184,12 +203,16 @@ class Renderer:
                 on_progress=report,
             )
         )
-        while not rendering.done():
-            await asyncio.wait([rendering], timeout=_TICK)
-            if total > 0:
-                elapsed = (time.monotonic() - started) / total
-                _raise_progress(job, min(95, int(elapsed * 100)))
-            await self._beat(job)
+        try:
+            while not rendering.done():
+                await asyncio.wait([rendering], timeout=_TICK)
+                _raise_progress(job, int(_honest_share(encoded.value, started, total) * 100))
+                await self._beat(job)
+        except asyncio.CancelledError:
+            stop.set()
+            await _until_stopped(rendering)
+            part.unlink(missing_ok=True)
+            raise
         try:
             rendering.result()
             if not part.is_file() or part.stat().st_size == 0:
@@ -215,6 +238,38 @@ class Renderer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class RenderCancelled(Exception):
+    """Raised inside a render thread, at its next progress report, once its job is cancelled."""
+
+
+class _Share:
+    """A fraction one thread writes and another reads (a float store is atomic)."""
+
+    value = 0.0
+
+
+def _honest_share(encoded: float, started: float, total: float) -> float:
+    """The share of the render done: the frames encoded, but no more than the share of the
+    shortest render time gone (the job cannot complete before that)."""
+    if total <= 0:
+        return encoded
+    return min(encoded, (time.monotonic() - started) / total)
+
+
+async def _until_stopped(rendering: asyncio.Future[None]) -> None:
+    """Wait (bounded) for a cancelled render's thread to stop at its next progress report.
+
+    Its partial file must be gone before the emulator deletes its folder, and the interpreter
+    waits for the thread at exit anyway. Cancelled again meanwhile, it keeps waiting.
+    """
+    deadline = time.monotonic() + _STOP_WAIT
+    while not rendering.done() and (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([rendering], timeout=left)
+    if rendering.done() and not rendering.cancelled():
+        rendering.exception()  # retrieved: a RenderCancelled here is expected, not news
 
 
 def _raise_progress(job: RenderRecord, value: int) -> None:
