@@ -300,3 +300,16 @@ def test_the_readme_and_the_cli_doc_name_every_command() -> None:
     table = (root / "docs" / "cli.md").read_text(encoding="utf-8")
     assert set(re.findall(r"^\| `(\w+)", table, re.M)) | {"logout"} == set(_COMMANDS)
     assert "| `login` / `logout` |" in table
+
+
+def test_local_prints_no_browser_link_that_dies_with_the_command(
+    media: SampleMedia, tmp_path: Path
+) -> None:
+    """The embedded emulator's claim page lives only while the command runs: no dead link."""
+    env = {"NEMO_HOME": str(tmp_path / "h")}
+    done = run("--local", "upload", str(media.music), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "workspace/claim" not in done.stdout + done.stderr
+    fresh = {"NEMO_HOME": str(tmp_path / "h2")}  # a new session, so a new link to show
+    verbose = run("--local", "-v", "upload", str(media.music), cwd=tmp_path, env=fresh)
+    assert "only while this command runs" in verbose.stderr

@@ -61,6 +61,11 @@ async def say_claim_link(ctx: Context, session: Session) -> None:
     except NemoError as exc:
         ctx.output.info(f"no browser link for this project ({exc})")
         return
+    if ctx.args.local:
+        # The embedded emulator serves the page only while this command runs: a link printed
+        # for later would be dead. Shown with -v for a look during the command.
+        ctx.output.info(f"browser page (only while this command runs): {link}")
+        return
     ctx.output.say(f"Open it in the browser: {link}")
 
 
