@@ -383,3 +383,37 @@ def test_reset_needs_local(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--local reset" in done.stderr
+
+
+def _open_store(path: str, barrier: Any, failures: Any) -> None:
+    from nemo_sync.emulator._store import connect
+
+    barrier.wait()
+    try:
+        connect(Path(path)).close()
+    except Exception as exc:  # reported to the test, which fails on it
+        failures.put(repr(exc))
+
+
+def test_many_processes_opening_a_new_store_at_once_all_get_in(tmp_path: Path) -> None:
+    """Two `--local` commands started together on a fresh home raced to switch the new
+    database to WAL, and the loser failed with "database is locked" (seen in CI-like runs)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failures = context.Queue()
+    for attempt in range(6):
+        path = tmp_path / f"fresh-{attempt}" / "emulator.db"
+        barrier = context.Barrier(6)
+        procs = [
+            context.Process(target=_open_store, args=(str(path), barrier, failures))
+            for _ in range(6)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+    seen = []
+    while not failures.empty():
+        seen.append(failures.get())
+    assert seen == []

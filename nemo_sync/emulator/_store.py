@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -296,6 +297,25 @@ class SqliteStore:
             self._executor.shutdown(wait=False)
 
 
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, waiting out another process doing the same.
+
+    Switching a new database's journal mode takes an exclusive lock and SQLite does not call
+    the busy handler for it: two commands opening a fresh folder together would see "database
+    is locked" at once. WAL is a property of the file, so the first switch is the only one
+    that waits; later opens find it set and return at the first try.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the store's database, made (WAL, the schema) when new.
 
@@ -309,7 +329,7 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         # WAL: readers never wait for the writer, and a killed process cannot leave the
         # database half-written.
-        db.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         # Under the write lock: two processes opening a new folder make the schema once.
         db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
