@@ -157,21 +157,36 @@ MAX_JSON_DEPTH = 128
 a deeper reply would only carry recursion into every consumer (copying, converting, diffing)."""
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests deeper than ``limit`` (iterative: no recursion of our own)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and lists deeper than ``limit`` (``value`` is level 1).
+
+    Iterative, one level at a time, so a 100,000-deep value costs no recursion; a container
+    met twice (shared, or a cycle built in Python) is walked once. Replies and drafts share it.
+    """
+    if not isinstance(value, (Mapping, list, tuple)):
+        return False
+    level: list[Any] = [value]
+    seen: set[int] = set()
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        below: list[Any] = []
+        push = below.append
+        for item in level:
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            for child in item.values() if isinstance(item, Mapping) else item:
+                # The type test first: most values are JSON scalars, and it is the cheap one.
+                if type(child) not in _SCALARS and isinstance(child, (Mapping, list, tuple)):
+                    push(child)
+        level = below
     return False
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def loads_strict(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
@@ -190,7 +205,7 @@ def loads_strict(body: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     # A body with fewer brackets than the cap cannot nest deeper than it: skip the walk (C-fast
     # counting keeps the check off the per-call hot path for ordinary small replies).
     brackets = text.count("{") + text.count("[")
-    if brackets > max_depth and _depth_exceeds(value, max_depth):
+    if brackets > max_depth and nests_deeper_than(value, max_depth):
         raise ValueError(f"JSON nested more than {max_depth} levels deep")
     return value
 

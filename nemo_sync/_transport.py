@@ -174,10 +174,6 @@ class Transport:
                 self._urls[path] = url
         return url
 
-    def base_headers(self) -> dict[str, str]:
-        """Attribution headers and User-Agent, sent on every request (a fresh copy)."""
-        return dict(self._base_headers)
-
     def is_api_host(self, url: URL) -> bool:
         """Whether ``url`` is on the API's own origin (where the token may go)."""
         return (

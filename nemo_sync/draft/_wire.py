@@ -16,6 +16,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from nemo_sync._contract import DURATION_KEY, METADATA_KEY, TRACKS_KEY
+from nemo_sync._envelope import nests_deeper_than
 from nemo_sync.draft._parts import Segment, Track, TrackType
 from nemo_sync.errors import DraftFormatError
 
@@ -26,32 +27,9 @@ MAX_DEPTH = 100
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
-    """Raise DraftFormatError when ``value`` nests lists and objects deeper than ``limit``.
-
-    Iterative, one level at a time, so a 100,000-deep value costs no recursion; a container
-    met twice (shared, or a cycle built in Python) is walked once.
-    """
-    level: list[Any] = [value]
-    seen: set[int] = set()
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            raise DraftFormatError(f"the draft's JSON is nested deeper than {limit} levels")
-        below: list[Any] = []
-        push = below.append
-        for item in level:
-            if id(item) in seen:
-                continue
-            seen.add(id(item))
-            for child in item.values() if isinstance(item, Mapping) else item:
-                # The type test first: most values are JSON scalars, and it is the cheap one.
-                if type(child) not in _SCALARS and isinstance(child, (Mapping, list, tuple)):
-                    push(child)
-        level = below
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+    """Raise DraftFormatError when ``value`` nests lists and objects deeper than ``limit``."""
+    if nests_deeper_than(value, limit):
+        raise DraftFormatError(f"the draft's JSON is nested deeper than {limit} levels")
 
 
 # attribute -> (wire key, accepted JSON types). bool is never accepted as a number.
