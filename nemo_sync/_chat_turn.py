@@ -484,11 +484,14 @@ class ChatTurn:
                     draft_after = None  # the words still stand; the diff is a bonus
                 else:
                     raise
-        return self._result_from(draft_after)
+        return self._result_from(draft_after, text=text)
 
-    def _result_from(self, draft_after: Draft | None, *, recovered: bool = False) -> ChatResult:
+    def _result_from(
+        self, draft_after: Draft | None, *, recovered: bool = False, text: str | None = None
+    ) -> ChatResult:
         self._flush_partial()
-        text = _reply_text(self._events)
+        if text is None:
+            text = _reply_text(self._events)
         changes: tuple[Change, ...] = ()
         if self._draft_before is not None and draft_after is not None:
             changes = tuple(self._draft_before.diff(draft_after))

@@ -417,16 +417,7 @@ class Transport:
             )
             status, got = resp.status, resp.headers
             try:
-                length = resp.content_length
-                if (
-                    status < 400
-                    and length is not None
-                    and length <= self.max_response_bytes
-                    and "Content-Encoding" not in got
-                ):
-                    raw = await resp.read()  # the common case, without read_capped's loop
-                else:
-                    raw = await self._read_body(resp, endpoint)
+                raw = await self._read_body(resp, endpoint)  # one read when the length is known
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise _connection_error(exc, endpoint) from exc
             finally:
