@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nemo_sync._client_id import claim_client_id
+from nemo_sync._contract import ANONYMOUS_TOKEN_TTL
 from nemo_sync._credentials import CredentialStore, Secret, StoredCredentials
 from nemo_sync._filelock import file_lock
 from nemo_sync.errors import AuthenticationError, MissingClientIdError, NemoError, RateLimitError
 
 logger = logging.getLogger("nemo_sync")
 
-ANONYMOUS_TOKEN_LIFETIME = 7 * 24 * 3600.0
+ANONYMOUS_TOKEN_LIFETIME = ANONYMOUS_TOKEN_TTL  # when the reply gives no expiry
 # Fetch a new token this long before the old one expires, so no call meets the expiry.
 REFRESH_MARGIN = 600.0
 

@@ -16,6 +16,7 @@ from nemo_sync._contract import (
     ANONYMOUS_TOKEN_PATH,
     CREATE_SESSION_PATH,
     CREDITS_PATH,
+    ENV_TOKEN,
     HEADER_CLIENT_ID,
     TOKEN_KEYS,
     path_segment,
@@ -124,7 +125,7 @@ class NemoClient:
             max_connections=max_connections,
             max_response_bytes=max_response_bytes,
         )
-        given = token if token is not None else os.environ.get("NEMO_TOKEN")
+        given = token if token is not None else os.environ.get(ENV_TOKEN)
         auth: Auth
         if given:
             auth = StaticTokenAuth(given)

@@ -14,6 +14,10 @@ from nemo_sync._contract import (
     CODE_SESSION_NOT_FOUND,
     CODE_UNSUPPORTED_FILE,
     MAX_UPLOAD_BYTES,
+    STATUS_BODY_REJECTED,
+    STATUS_EXPORT_BLOCKED,
+    STATUS_MISSING_CLIENT_ID,
+    STATUS_RATE_LIMITED,
     STATUS_TOKEN_REJECTED,
     SUPPORTED_FORMATS,
     TOKEN_REJECTED_CODES,
@@ -110,12 +114,12 @@ def map_error(
             limit=MAX_UPLOAD_BYTES,
             **common,
         )
-    if status == 402:
+    if status == STATUS_EXPORT_BLOCKED:
         return ExportBlockedError(
             "Register or upgrade your plan to unlock export (this is the plan, not credits).",
             **common,
         )
-    if status == 429:
+    if status == STATUS_RATE_LIMITED:
         retry_after = parse_retry_after(headers)
         wait = f" Retry after {retry_after:.0f} s." if retry_after is not None else ""
         return RateLimitError(
@@ -124,13 +128,17 @@ def map_error(
             retry_after=retry_after,
             **common,
         )
-    if status == 400 and "client" in message.lower() and "id" in message.lower():
+    if (
+        status == STATUS_MISSING_CLIENT_ID
+        and "client" in message.lower()
+        and "id" in message.lower()
+    ):
         return MissingClientIdError(f"The service wants an X-Client-Id header: {message}", **common)
     if status >= 500:
         return ServerError(
             f"The service failed ({message or 'no details'}). Try again in a moment.", **common
         )
-    if status == 422:
+    if status == STATUS_BODY_REJECTED:
         return APIError(
             f"The service rejected the request body (HTTP 422): {message or 'no details'}",
             **common,

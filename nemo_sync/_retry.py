@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from nemo_sync._contract import RATE_LIMIT_DEFAULT_WAIT
 from nemo_sync.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -26,7 +27,7 @@ from nemo_sync.errors import (
 logger = logging.getLogger("nemo_sync")
 
 RETRY_AFTER_CAP = 60.0
-RETRY_AFTER_DEFAULT = 30.0
+RETRY_AFTER_DEFAULT = RATE_LIMIT_DEFAULT_WAIT
 BACKOFF_START = 0.5
 BACKOFF_CAP = 8.0
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
