@@ -3,7 +3,9 @@
 Target: >= 0.9x the raw requests/s, sequential and 64-concurrent. Both sides parse the JSON.
 The server runs in its own process, so the client's CPU time per call (``time.process_time``
 of this process) is the client's alone: it is reported beside the rate, and it is the steadier
-of the two on a shared machine.
+of the two on a shared machine. Where the OS allows, the server and the client each run on a
+CPU of their own (the same for both sides), which takes the scheduler's moves out of the
+comparison.
 
     python benchmarks/bench_overhead.py [--quick] [--calls N] [--rounds N]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -81,8 +84,24 @@ async def _drive(one: object, calls: int, concurrency: int) -> float:
     return calls / (time.perf_counter() - started)
 
 
-def _serve_forever(port: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _cpus() -> tuple[set[int], set[int]] | None:
+    """One CPU for the server and another for the client, where the OS lets us choose.
+
+    With both processes free to move, the scheduler's choices moved the client's CPU time
+    per call by +-15% between identical runs on a 2-core VM; pinned, both sides pay the same
+    cache and migration costs every round. None where affinity cannot be set (macOS, 1 CPU).
+    """
+    get = getattr(os, "sched_getaffinity", None)
+    cpus = sorted(get(0)) if get is not None else []
+    if len(cpus) < 2:
+        return None
+    return {cpus[-1]}, {cpus[0]}
+
+
+def _serve_forever(port: multiprocessing.Queue, cpu: set[int] | None = None) -> None:  # type: ignore[type-arg]
     """The server, in its own process: it reports its port, then serves until killed."""
+    if cpu is not None:
+        os.sched_setaffinity(0, cpu)
 
     async def main() -> None:
         app = web.Application()
@@ -102,10 +121,16 @@ async def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     calls = 300 if args.quick else args.calls
     rounds = 1 if args.quick else args.rounds
+    pinned = _cpus()
     ports: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    server = multiprocessing.Process(target=_serve_forever, args=(ports,), daemon=True)
+    server = multiprocessing.Process(
+        target=_serve_forever, args=(ports, pinned[0] if pinned else None), daemon=True
+    )
     server.start()
     url = ports.get(timeout=30)
+    before = os.sched_getaffinity(0) if pinned else None
+    if pinned:
+        os.sched_setaffinity(0, pinned[1])
     rows = []
     try:
         for concurrency in (1, 64):
@@ -131,9 +156,11 @@ async def main(argv: list[str] | None = None) -> str:
     finally:
         server.kill()
         server.join()
+        if before is not None:
+            os.sched_setaffinity(0, before)
     return table(
-        f"Per-call overhead ({calls} calls x {rounds} rounds, server in its own process, "
-        f"{machine()})",
+        f"Per-call overhead ({calls} calls x {rounds} rounds, server in its own process"
+        f"{', client and server each pinned to its own CPU' if pinned else ''}, {machine()})",
         [
             "mode",
             "raw aiohttp req/s",

@@ -134,12 +134,13 @@ class ChatTurn:
         session_id: str,
         text: str,
         *,
-        on_still_working: StillWorking | None = None,
-        still_working_every: float = STILL_WORKING_EVERY,
-        timeout: float = TURN_TIMEOUT,
-        idle_timeout: float = IDLE_TIMEOUT,
-        track_changes: bool = True,
-        keep_events: bool = False,
+        # No defaults here: Session.chat is where the options are described and defaulted.
+        on_still_working: StillWorking | None,
+        still_working_every: float,
+        timeout: float,
+        idle_timeout: float,
+        track_changes: bool,
+        keep_events: bool,
     ) -> None:
         if not text or not text.strip():
             raise ValueError("a chat message must not be empty")

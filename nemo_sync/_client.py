@@ -6,7 +6,7 @@ import enum
 import os
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # A whole call, retries and their waits included: room for the contract's longest retry wait
 # (60 s after a 429) and one more attempt.
 DEFAULT_TIMEOUT = 120.0
+_CREDITS_ENDPOINT = f"GET {CREDITS_PATH}"
 
 
 class _State(enum.Enum):
@@ -190,12 +191,9 @@ class NemoClient:
             )
         return self._transport
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        return await self._api.request(method, path, **kwargs)
-
     async def _fetch_anonymous_token(self, client_id: str) -> tuple[str, float | None]:
         endpoint = f"POST {ANONYMOUS_TOKEN_PATH}"
-        data = await self._request(
+        data = await self._api.request(
             "POST",
             ANONYMOUS_TOKEN_PATH,
             headers={HEADER_CLIENT_ID: client_id},
@@ -211,8 +209,8 @@ class NemoClient:
         Returns:
             ``Credits(available, frozen, total)``.
         """
-        data = await self._request("GET", CREDITS_PATH)
-        return Credits.from_data(data, f"GET {CREDITS_PATH}")
+        data = await self._api.request("GET", CREDITS_PATH)
+        return Credits.from_data(data, _CREDITS_ENDPOINT)
 
     async def create_session(self, language: str = "") -> Session:
         """Start a new editing session (it keeps the timeline between chat turns).
@@ -223,7 +221,7 @@ class NemoClient:
         Returns:
             The :class:`Session`, with its ``id`` and ``task_id``.
         """
-        data = await self._request("POST", CREATE_SESSION_PATH, json=session_body(language))
+        data = await self._api.request("POST", CREATE_SESSION_PATH, json=session_body(language))
         return Session.from_data(self._api, data, f"POST {CREATE_SESSION_PATH}", client=self)
 
     def session(self, session_id: str, *, task_id: str | None = None) -> Session:

@@ -41,6 +41,12 @@ class Credits:
     @classmethod
     def from_data(cls, data: Any, endpoint: str) -> Credits:
         """Parse the ``data`` of the balance endpoint."""
+        if type(data) is dict and "available" in data:
+            # The per-call case: three whole numbers, taken as they are (bool is no int here).
+            available = data["available"]
+            frozen, total = data.get("frozen", 0), data.get("total", 0)
+            if type(available) is int and type(frozen) is int and type(total) is int:
+                return cls(available, frozen, total)
         obj = require_object(data, endpoint)
         return cls(
             available=_number(obj, "available", endpoint),

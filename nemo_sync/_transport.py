@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import platform as _platform
 import time
@@ -46,10 +47,10 @@ ERROR_BODY_BYTES = 64 * 1024
 """How much of an error reply is read: enough for any message, never a 50 MB error page."""
 
 
-async def read_capped(
+def read_capped(
     resp: aiohttp.ClientResponse, limit: int, endpoint: str, *, truncate: bool = False
-) -> bytes:
-    """The body, read up to ``limit`` bytes (decompressed); never the rest.
+) -> Awaitable[bytes]:
+    """The body, read up to ``limit`` bytes (decompressed); never the rest (await the result).
 
     Raises:
         ResponseTooLargeError: when the body is larger (unless ``truncate``, which returns the
@@ -60,8 +61,16 @@ async def read_capped(
         raise _too_large(endpoint, limit, f"it announces {declared} bytes")
     if declared is not None and declared <= limit and not resp.headers.get("Content-Encoding"):
         # The common case: an announced, uncompressed length within the cap. aiohttp stops at
-        # Content-Length, so one read is bounded and cheaper than a loop of readany().
-        return await resp.read()
+        # Content-Length, so one read is bounded and cheaper than a loop of readany(); its
+        # coroutine is handed back as it is (no frame of ours around it).
+        return resp.read()
+    return _read_chunks(resp, limit, endpoint, truncate)
+
+
+async def _read_chunks(
+    resp: aiohttp.ClientResponse, limit: int, endpoint: str, truncate: bool
+) -> bytes:
+    """The body chunk by chunk, stopping once it passes ``limit`` (see :func:`read_capped`)."""
     parts: list[bytes] = []
     size = 0
     while True:
@@ -233,22 +242,27 @@ class Transport:
         *,
         deadline: float | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        failed: NemoError | None = None,
     ) -> _T:
         """The one attempt loop: run ``attempt``; after a retryable failure, retry it.
 
-        ``deadline`` (event-loop time) bounds the whole call: a retry that could not start
+        ``deadline`` (``time.monotonic()``) bounds the whole call: a retry that could not start
         before it is not made, and a retried attempt gets only the time that is left.
+        ``failed`` is the first attempt's failure when the caller made that attempt itself
+        (:meth:`request` does, so a call that succeeds never builds a retry closure).
         The first attempt runs outside tenacity: most calls succeed, and setting up the retry
         machinery for each of them cost a quarter of the per-call time.
         """
 
         try:
-            try:
-                return await attempt(timeout)
-            except NemoError as exc:
-                if not budget.should_retry(exc) or _past(deadline, budget.next_wait):
-                    raise
-                await self._before_retry(budget, exc, attempt_number=1)
+            if failed is None:
+                try:
+                    return await attempt(timeout)
+                except NemoError as exc:
+                    failed = exc
+            if not budget.should_retry(failed) or _past(deadline, budget.next_wait):
+                raise failed
+            await self._before_retry(budget, failed, attempt_number=1)
             await sleep(budget.next_wait)
             async for retry in self._retrying(budget, deadline):
                 with retry:
@@ -262,24 +276,30 @@ class Transport:
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _budget(self, method: str, *, replayable: bool = True) -> RetryBudget:
-        return RetryBudget(
-            method=method,
-            max_retries=self.max_retries,
-            anonymous_auth=bool(self.auth and self.auth.anonymous),
-            replayable=replayable,
-        )
+        auth = self.auth
+        # Positional: one is made per call, and keywords cost twice as much here.
+        anonymous = auth is not None and auth.anonymous
+        return RetryBudget(method, self.max_retries, anonymous, replayable)
+
+    def _reused_headers(self, budget: RetryBudget) -> _SentHeaders | None:
+        """The hot path: the headers of the last call with the token at hand, built once.
+
+        aiohttp copies what it is given, so sharing the dict between calls is safe. None when
+        there is no token at hand or it changed (:meth:`_headers` builds a new set).
+        """
+        auth = self.auth
+        last = self._last_headers
+        if auth is None or last is None:
+            return None
+        token = auth.cached_token()
+        if token is None or last.token != token:
+            return None
+        budget.token_used = token
+        return last
 
     async def _headers(
         self, budget: RetryBudget, extra: Mapping[str, str] | None, authenticated: bool
-    ) -> dict[str, str]:
-        if not extra and authenticated and self.auth is not None:
-            # The hot path: the same headers as the last call with this token, built once
-            # (aiohttp copies what it is given, so sharing the dict between calls is safe).
-            token = self.auth.cached_token()
-            last = self._last_headers
-            if token is not None and last is not None and last.token == token:
-                budget.token_used = token
-                return last
+    ) -> _SentHeaders:
         headers = _SentHeaders(self._base_headers)
         if extra:
             headers.update(extra)
@@ -333,7 +353,8 @@ class Transport:
         if on_api is None:  # API paths are built on the base URL; others are checked
             on_api = self.is_api_host(url)
         if on_api:
-            sent = await self._headers(budget, headers, authenticated)
+            reused = None if headers or not authenticated else self._reused_headers(budget)
+            sent = reused or await self._headers(budget, headers, authenticated)
         else:
             sent = _SentHeaders({"User-Agent": USER_AGENT, **(headers or {})})
         for _hop in range(MAX_REDIRECTS + 1):
@@ -351,8 +372,10 @@ class Transport:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 logger.debug("%s failed: %s", endpoint, type(exc).__name__)
                 raise _connection_error(exc, endpoint) from _without_frames(exc, sent)
+            if not follow_redirects or resp.status not in _REDIRECTS:
+                return resp
             location = resp.headers.get("Location")
-            if not follow_redirects or resp.status not in _REDIRECTS or not location:
+            if not location:
                 return resp
             resp.release()
             url = url.join(URL(location))
@@ -362,11 +385,12 @@ class Transport:
                 sent = _SentHeaders({"User-Agent": USER_AGENT, **(headers or {})})
         raise APIResponseError(f"more than {MAX_REDIRECTS} redirects", endpoint=endpoint)
 
-    async def _read_body(self, resp: aiohttp.ClientResponse, endpoint: str) -> bytes:
+    def _read_body(self, resp: aiohttp.ClientResponse, endpoint: str) -> Awaitable[bytes]:
         """A reply's body within its cap: a success's whole (or an error), an error's start."""
+        # Not a coroutine itself: it hands back read_capped's awaitable, no frame per call.
         if resp.status >= 400:
-            return await read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
-        return await read_capped(resp, self.max_response_bytes, endpoint)
+            return read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
+        return read_capped(resp, self.max_response_bytes, endpoint)
 
     async def request(
         self,
@@ -392,50 +416,83 @@ class Transport:
             APIConnectionError: when the request could not complete.
             APIResponseError: when the reply breaks the contract.
         """
-        budget = self._budget(method, replayable=replayable)
-        endpoint = f"{method} {path}"
-        url = self.url(path)
         given = timeout or self.timeout
-        deadline = (
-            asyncio.get_running_loop().time() + given.total if given.total is not None else None
+        # time.monotonic(), not loop.time(): on Python 3.11, finding the running loop costs a
+        # getpid() system call, once per call for nothing.
+        deadline = time.monotonic() + given.total if given.total is not None else None
+        budget = self._budget(method, replayable=replayable)
+        url = self.url(path)
+        endpoint = f"{method} {path}"
+        # The first attempt is made here, the retries (rare) through the one attempt loop: a
+        # call that succeeds costs no closure and no extra frames.
+        call = {
+            "endpoint": endpoint,
+            "json": json,
+            "body": body,
+            "params": params,
+            "headers": headers,
+            "authenticated": authenticated,
+            "reply_headers": reply_headers,
+        }
+        try:
+            return await self._call_once(method, url, budget, given, **call)
+        except NemoError as exc:
+            failed = exc
+        attempt = functools.partial(self._call_once, method, url, budget, **call)
+        return await self._with_retries(
+            budget, attempt, deadline=deadline, timeout=given, failed=failed
         )
 
-        async def attempt(this_timeout: aiohttp.ClientTimeout | None) -> Any:
-            started = time.perf_counter()
-            resp = await self._send(
-                method,
-                url,
-                budget,
-                endpoint=endpoint,
-                timeout=this_timeout,
-                authenticated=authenticated,
-                json=json,
-                data=body() if body is not None else None,
-                params=params,
-                headers=headers,
-                on_api=True,
+    async def _call_once(
+        self,
+        method: str,
+        url: URL,
+        budget: RetryBudget,
+        timeout: aiohttp.ClientTimeout | None,
+        *,
+        endpoint: str,
+        json: Any,
+        body: BodyFactory | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        authenticated: bool,
+        reply_headers: dict[str, str] | None,
+    ) -> Any:
+        """One attempt of an API call: send, read within the cap, parse the envelope."""
+        debug = logger.isEnabledFor(logging.DEBUG)  # skip the timing and arguments when off
+        started = time.perf_counter() if debug else 0.0
+        resp = await self._send(
+            method,
+            url,
+            budget,
+            endpoint=endpoint,
+            timeout=timeout,
+            authenticated=authenticated,
+            json=json,
+            data=body() if body is not None else None,
+            params=params,
+            headers=headers,
+            on_api=True,
+        )
+        status, got = resp.status, resp.headers
+        try:
+            raw = await self._read_body(resp, endpoint)  # one read when the length is known
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _connection_error(exc, endpoint) from exc
+        finally:
+            resp.release()
+        if debug:
+            logger.debug(
+                "%s -> %d in %.0f ms (request id %s)",
+                endpoint,
+                status,
+                _ms(started),
+                got.get("X-Request-Id"),
             )
-            status, got = resp.status, resp.headers
-            try:
-                raw = await self._read_body(resp, endpoint)  # one read when the length is known
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise _connection_error(exc, endpoint) from exc
-            finally:
-                resp.release()
-            if logger.isEnabledFor(logging.DEBUG):  # skip building the arguments when off
-                logger.debug(
-                    "%s -> %d in %.0f ms (request id %s)",
-                    endpoint,
-                    status,
-                    _ms(started),
-                    got.get("X-Request-Id"),
-                )
-            data = parse_reply(status=status, headers=got, body=raw, endpoint=endpoint)
-            if reply_headers is not None:
-                reply_headers.update(got)
-            return data
-
-        return await self._with_retries(budget, attempt, deadline=deadline, timeout=given)
+        data = parse_reply(status=status, headers=got, body=raw, endpoint=endpoint)
+        if reply_headers is not None:
+            reply_headers.update(got)
+        return data
 
     async def open_stream(
         self,
@@ -536,7 +593,7 @@ def _time_left(
     """A retried attempt's timeout: only the time left before the call's deadline."""
     if deadline is None or timeout is None:
         return timeout
-    left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+    left = max(deadline - time.monotonic(), 0.001)
     connect = timeout.sock_connect
     return aiohttp.ClientTimeout(
         total=left,
@@ -547,7 +604,7 @@ def _time_left(
 
 def _past(deadline: float | None, wait: float) -> bool:
     """Whether a retry after ``wait`` seconds would start past ``deadline``."""
-    return deadline is not None and asyncio.get_running_loop().time() + wait >= deadline
+    return deadline is not None and time.monotonic() + wait >= deadline
 
 
 class _SentHeaders(dict[str, str]):

@@ -404,10 +404,13 @@ async def upload_many(
     session_id: str,
     sources: Iterable[UploadSource | UploadFile],
     *,
-    concurrency: int = 3,
-    on_progress: ProgressCallback | None = None,
+    concurrency: int,
+    on_progress: ProgressCallback | None,
 ) -> list[Media]:
-    """Check every source, then send them ``concurrency`` at a time (``Session.upload_many``)."""
+    """Check every source, then send them ``concurrency`` at a time (``Session.upload_many``).
+
+    The options have no defaults here: ``Session.upload_many`` describes and defaults them.
+    """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be 1 or more; got {concurrency!r}")
     if isinstance(sources, (str, bytes, os.PathLike)):

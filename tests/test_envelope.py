@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nemo_sync
 from nemo_sync._envelope import detail_text, loads_strict, parse_reply, pick
+from nemo_sync._models import Credits
 
 EP = "GET /x"
 
@@ -86,3 +90,57 @@ def test_pick_names_the_field_and_the_type() -> None:
     with pytest.raises(nemo_sync.APIResponseError, match=r"no data\.a / data\.b"):
         pick({}, "a", "b", endpoint=EP)
     assert pick({"b": "x"}, "a", "b", endpoint=EP) == "x"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_json_in_any_encoding_json_loads_reads(encoding: str) -> None:
+    # The UTF-8 shortcut must not catch UTF-16/32 (with or without a BOM): "{" then a NUL.
+    body = '{"code": 0, "data": {"name": "Zoë"}}'.encode(encoding)
+    assert parse(body) == {"name": "Zoë"}
+
+
+@pytest.mark.parametrize(
+    ("body", "data"),
+    [
+        (b'{"code": false, "data": 1}', 1),  # not an int code: read as absent, as before
+        (b'{"code": 0.0, "data": 2}', 2),
+        (b'{"code": null, "data": 3}', 3),
+        (b'{"code": "0", "data": 4}', 4),
+    ],
+)
+def test_codes_off_the_fast_path_read_as_before(body: bytes, data: Any) -> None:
+    assert parse(body) == data
+
+
+@pytest.mark.parametrize("body", [b'{"code": 1001, "data": null}', b'{"code": "2001", "data": 1}'])
+def test_a_nonzero_code_with_data_is_still_an_error(body: bytes) -> None:
+    with pytest.raises(nemo_sync.APIError):
+        parse(body)
+
+
+def test_the_depth_cap_holds_at_its_boundary() -> None:
+    # The walk is skipped for bodies too short to nest past the cap: check both sides of it.
+    assert loads_strict("[" * 128 + "]" * 128) is not None
+    with pytest.raises(ValueError, match="deep"):
+        loads_strict("[" * 129 + "]" * 129)
+
+
+_VALUES = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+)
+
+
+@given(st.dictionaries(st.sampled_from(["available", "frozen", "total", "x"]), _VALUES))
+def test_credits_read_the_same_on_the_fast_path_and_the_general_one(data: dict[str, Any]) -> None:
+    # A plain dict takes the shortcut; the same data behind a read-only mapping does not.
+    def read(value: Any) -> Any:
+        try:
+            return Credits.from_data(value, EP)
+        except nemo_sync.APIResponseError as exc:
+            return type(exc), str(exc)
+
+    assert read(data) == read(MappingProxyType(data))
