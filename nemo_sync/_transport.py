@@ -7,7 +7,7 @@ import functools
 import logging
 import platform as _platform
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -97,8 +97,13 @@ def _too_large(endpoint: str, limit: int, how: str) -> ResponseTooLargeError:
     )
 
 
-def _connection_error(exc: BaseException, endpoint: str) -> APIConnectionError:
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+"""What aiohttp raises when a request or its reply could not be completed."""
+
+
+def _request_failed(exc: BaseException, endpoint: str) -> APIConnectionError:
     """Our error for an aiohttp/asyncio failure; ``request_sent`` says if it may have arrived."""
+    logger.debug("%s failed: %s", endpoint, type(exc).__name__)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return APITimeoutError(
             f"{endpoint} timed out. The service may be slow; try again, or raise the timeout.",
@@ -297,9 +302,14 @@ class Transport:
         budget.token_used = token
         return last
 
-    async def _headers(
+    async def _api_headers(
         self, budget: RetryBudget, extra: Mapping[str, str] | None, authenticated: bool
     ) -> _SentHeaders:
+        """Headers for the API's own origin: attribution, the caller's, and the bearer."""
+        if authenticated and not extra:
+            reused = self._reused_headers(budget)
+            if reused is not None:
+                return reused
         headers = _SentHeaders(self._base_headers)
         if extra:
             headers.update(extra)
@@ -322,59 +332,60 @@ class Transport:
                 self._last_headers = headers
         return headers
 
-    async def _send(
+    def _aiohttp_request(
         self,
         method: str,
+        url: URL,
+        sent: _SentHeaders,
+        *,
+        timeout: aiohttp.ClientTimeout | None,
+        json: Any = None,
+        data: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Awaitable[aiohttp.ClientResponse]:
+        """The one aiohttp call: exactly these headers, redirects not followed.
+
+        Not a coroutine (one fewer object per call for the garbage collector, which was the
+        largest share of the per-call overhead): callers await it inside
+        ``except NETWORK_ERRORS`` and raise :func:`_request_failed`.
+        The awaited response has any status; the caller reads and releases it.
+        """
+        return self.http.request(
+            method,
+            url,
+            json=json,
+            data=data,
+            params=params,
+            headers=sent,
+            timeout=timeout or self.timeout,
+            allow_redirects=False,
+        )
+
+    async def _get_following(
+        self,
         url: URL,
         budget: RetryBudget,
         *,
         endpoint: str,
         timeout: aiohttp.ClientTimeout | None,
-        authenticated: bool,
-        json: Any = None,
-        data: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        follow_redirects: bool = False,
-        on_api: bool | None = None,
+        headers: Mapping[str, str] | None,
     ) -> aiohttp.ClientResponse:
-        """One attempt, and its redirects: the one place for headers, auth and redirect rules.
+        """A GET and its redirects, with the token rules for hops (downloads).
 
         The token goes only to the API's own origin, and never on a redirect that started at
         another host: once a hop leaves the API host, no later hop gets it back. Another host
         gets the User-Agent and the caller's headers, not the attribution headers.
-
-        Returns:
-            The open response (any status); the caller reads and releases it.
-
-        Raises:
-            APIConnectionError: the request could not be completed (typed, token-free frames).
         """
-        if on_api is None:  # API paths are built on the base URL; others are checked
-            on_api = self.is_api_host(url)
-        if on_api:
-            reused = None if headers or not authenticated else self._reused_headers(budget)
-            sent = reused or await self._headers(budget, headers, authenticated)
+        if self.is_api_host(url):
+            sent = await self._api_headers(budget, headers, authenticated=True)
         else:
             sent = _SentHeaders({"User-Agent": USER_AGENT, **(headers or {})})
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                resp = await self.http.request(
-                    method,
-                    url,
-                    json=json,
-                    data=data,
-                    params=params,
-                    headers=sent,
-                    timeout=timeout or self.timeout,
-                    allow_redirects=False,
-                )
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                logger.debug("%s failed: %s", endpoint, type(exc).__name__)
-                raise _connection_error(exc, endpoint) from _without_frames(exc, sent)
-            if not follow_redirects or resp.status not in _REDIRECTS:
-                return resp
-            location = resp.headers.get("Location")
+                resp = await self._aiohttp_request("GET", url, sent, timeout=timeout)
+            except NETWORK_ERRORS as exc:
+                raise _request_failed(exc, endpoint) from _without_frames(exc, sent)
+            location = resp.headers.get("Location") if resp.status in _REDIRECTS else None
             if not location:
                 return resp
             resp.release()
@@ -392,7 +403,7 @@ class Transport:
             return read_capped(resp, ERROR_BODY_BYTES, endpoint, truncate=True)
         return read_capped(resp, self.max_response_bytes, endpoint)
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -405,8 +416,8 @@ class Transport:
         timeout: aiohttp.ClientTimeout | None = None,
         replayable: bool = True,
         reply_headers: dict[str, str] | None = None,
-    ) -> Any:
-        """Make one API call (retried as its failure allows) and return the envelope's data.
+    ) -> Coroutine[Any, Any, Any]:
+        """Make one API call (retried as its failure allows); await it for the envelope's data.
 
         The timeout's ``total`` bounds the whole call, retries and their waits included.
         ``reply_headers``, when given, receives the successful reply's headers.
@@ -416,83 +427,83 @@ class Transport:
             APIConnectionError: when the request could not complete.
             APIResponseError: when the reply breaks the contract.
         """
-        given = timeout or self.timeout
-        # time.monotonic(), not loop.time(): on Python 3.11, finding the running loop costs a
-        # getpid() system call, once per call for nothing.
-        deadline = time.monotonic() + given.total if given.total is not None else None
+        # Not a coroutine itself: the call's coroutine is the attempt's, so a call that
+        # succeeds leaves one object fewer for the garbage collector (its share of the
+        # per-call overhead was the largest).
         budget = self._budget(method, replayable=replayable)
-        url = self.url(path)
-        endpoint = f"{method} {path}"
-        # The first attempt is made here, the retries (rare) through the one attempt loop: a
-        # call that succeeds costs no closure and no extra frames.
-        call = {
-            "endpoint": endpoint,
-            "json": json,
-            "body": body,
-            "params": params,
-            "headers": headers,
-            "authenticated": authenticated,
-            "reply_headers": reply_headers,
-        }
-        try:
-            return await self._call_once(method, url, budget, given, **call)
-        except NemoError as exc:
-            failed = exc
-        attempt = functools.partial(self._call_once, method, url, budget, **call)
-        return await self._with_retries(
-            budget, attempt, deadline=deadline, timeout=given, failed=failed
-        )
+        return self._attempt(
+            method, self.url(path), f"{method} {path}", budget, json, body, params, headers,
+            authenticated, reply_headers, timeout or self.timeout,
+        )  # fmt: skip
 
-    async def _call_once(
+    async def _attempt(  # noqa: PLR0917 - positional: it runs on every call
         self,
         method: str,
         url: URL,
-        budget: RetryBudget,
-        timeout: aiohttp.ClientTimeout | None,
-        *,
         endpoint: str,
+        budget: RetryBudget,
         json: Any,
         body: BodyFactory | None,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
         authenticated: bool,
         reply_headers: dict[str, str] | None,
+        timeout: aiohttp.ClientTimeout | None,
+        *,
+        retry: bool = False,
     ) -> Any:
-        """One attempt of an API call: send, read within the cap, parse the envelope."""
-        debug = logger.isEnabledFor(logging.DEBUG)  # skip the timing and arguments when off
-        started = time.perf_counter() if debug else 0.0
-        resp = await self._send(
-            method,
-            url,
-            budget,
-            endpoint=endpoint,
-            timeout=timeout,
-            authenticated=authenticated,
-            json=json,
-            data=body() if body is not None else None,
-            params=params,
-            headers=headers,
-            on_api=True,
-        )
-        status, got = resp.status, resp.headers
+        """One attempt of an API call: send, read within the cap, parse the envelope.
+
+        The first attempt starts the call's clock and, when it fails, hands over to the one
+        attempt loop, which makes the retries (``retry=True``) with this method again.
+        """
+        if not retry and timeout is not None and timeout.total is not None:
+            # time.monotonic(), not loop.time(): on Python 3.11, finding the running loop
+            # costs a getpid() system call, once per call for nothing.
+            deadline: float | None = time.monotonic() + timeout.total
+        else:
+            deadline = None
         try:
-            raw = await self._read_body(resp, endpoint)  # one read when the length is known
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _connection_error(exc, endpoint) from exc
-        finally:
-            resp.release()
-        if debug:
-            logger.debug(
-                "%s -> %d in %.0f ms (request id %s)",
-                endpoint,
-                status,
-                _ms(started),
-                got.get("X-Request-Id"),
-            )
-        data = parse_reply(status=status, headers=got, body=raw, endpoint=endpoint)
-        if reply_headers is not None:
-            reply_headers.update(got)
-        return data
+            debug = logger.isEnabledFor(logging.DEBUG)  # skip the timing and arguments when off
+            started = time.perf_counter() if debug else 0.0
+            # The headers of the last call when they can be reused: no coroutine for them.
+            reused = self._reused_headers(budget) if authenticated and not headers else None
+            sent = reused or await self._api_headers(budget, headers, authenticated)
+            data = body() if body is not None else None
+            try:
+                resp = await self._aiohttp_request(
+                    method, url, sent, timeout=timeout, json=json, data=data, params=params
+                )
+                try:
+                    raw = await self._read_body(resp, endpoint)  # one read when the length is known
+                finally:
+                    resp.release()
+            except NETWORK_ERRORS as exc:
+                raise _request_failed(exc, endpoint) from _without_frames(exc, sent)
+            status, got = resp.status, resp.headers
+            if debug:
+                logger.debug(
+                    "%s -> %d in %.0f ms (request id %s)",
+                    endpoint,
+                    status,
+                    _ms(started),
+                    got.get("X-Request-Id"),
+                )
+            result = parse_reply(status=status, headers=got, body=raw, endpoint=endpoint)
+            if reply_headers is not None:
+                reply_headers.update(got)
+            return result
+        except NemoError as exc:
+            if retry:
+                raise
+            failed = exc
+        again = functools.partial(
+            self._attempt, method, url, endpoint, budget, json, body, params, headers,
+            authenticated, reply_headers, retry=True,
+        )  # fmt: skip
+        return await self._with_retries(
+            budget, again, deadline=deadline, timeout=timeout, failed=failed
+        )
 
     async def open_stream(
         self,
@@ -517,17 +528,13 @@ class Transport:
 
         async def attempt(this_timeout: aiohttp.ClientTimeout | None) -> aiohttp.ClientResponse:
             started = time.perf_counter()
-            resp = await self._send(
-                method,
-                url,
-                budget,
-                endpoint=endpoint,
-                timeout=this_timeout,
-                authenticated=True,
-                json=json,
-                headers=headers,
-                on_api=True,
-            )
+            sent = await self._api_headers(budget, headers, authenticated=True)
+            try:
+                resp = await self._aiohttp_request(
+                    method, url, sent, timeout=this_timeout, json=json
+                )
+            except NETWORK_ERRORS as exc:
+                raise _request_failed(exc, endpoint) from _without_frames(exc, sent)
             content_type = resp.headers.get("Content-Type", "")
             logger.debug(
                 "%s -> %d (%s) in %.0f ms (request id %s)",
@@ -541,8 +548,8 @@ class Transport:
                 return resp
             try:
                 raw = await self._read_body(resp, endpoint)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise _connection_error(exc, endpoint) from exc
+            except NETWORK_ERRORS as exc:
+                raise _request_failed(exc, endpoint) from _without_frames(exc, sent)
             finally:
                 resp.release()
             data = parse_reply(
@@ -570,18 +577,12 @@ class Transport:
         budget = self._budget("GET")
         endpoint = f"GET {url.with_query(None)}"  # signed query strings stay out of messages
         headers = {"Range": f"bytes={offset}-"} if offset else None
-        authenticated = self.is_api_host(url)
 
-        async def attempt(this_timeout: aiohttp.ClientTimeout | None) -> aiohttp.ClientResponse:
-            return await self._send(
-                "GET",
-                url,
-                budget,
-                endpoint=endpoint,
-                timeout=this_timeout,
-                authenticated=authenticated,
-                headers=headers,
-                follow_redirects=True,
+        def attempt(
+            this_timeout: aiohttp.ClientTimeout | None,
+        ) -> Awaitable[aiohttp.ClientResponse]:
+            return self._get_following(
+                url, budget, endpoint=endpoint, timeout=this_timeout, headers=headers
             )
 
         return await self._with_retries(budget, attempt, timeout=timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -106,3 +107,23 @@ async def test_a_retry_that_cannot_start_in_time_is_not_made(
             await nemo.credits()
     assert waits == []
     assert api.count("GET", "/api/credits/balance/simple") == 1
+
+
+async def test_a_call_without_a_deadline_retries_as_its_budget_allows(api: ScriptedServer) -> None:
+    """With no overall deadline (total=None) a call still retries, as often as its budget says."""
+    path = "/api/credits/balance/simple"
+    api.reply("GET", path, lambda: envelope(None, code=503, message="busy", status=503))
+    no_deadline = aiohttp.ClientTimeout(total=None, sock_connect=5)
+    async with NemoClient(base_url=api.url, token="t", max_retries=2) as nemo:
+        with pytest.raises(nemo_sync.ServerError):
+            await nemo._api.request("GET", path, timeout=no_deadline)
+        assert api.count("GET", path) == 3
+        api.clear("GET", path)
+        api.reply(
+            "GET",
+            path,
+            lambda: envelope(None, code=503, message="busy", status=503),
+            lambda: envelope({"available": 1}),
+        )
+        assert await nemo._api.request("GET", path, timeout=no_deadline) == {"available": 1}
+    assert api.count("GET", path) == 5
