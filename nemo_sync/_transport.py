@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from yarl import URL
 
@@ -289,8 +290,9 @@ class Transport:
     def _reused_headers(self, budget: RetryBudget) -> _SentHeaders | None:
         """The hot path: the headers of the last call with the token at hand, built once.
 
-        aiohttp copies what it is given, so sharing the dict between calls is safe. None when
-        there is no token at hand or it changed (:meth:`_headers` builds a new set).
+        aiohttp copies what it is given, and they are read-only, so sharing them between calls
+        is safe. None when there is no token at hand or it changed (:meth:`_api_headers` builds
+        a new set).
         """
         auth = self.auth
         last = self._last_headers
@@ -310,27 +312,26 @@ class Transport:
             reused = self._reused_headers(budget)
             if reused is not None:
                 return reused
-        headers = _SentHeaders(self._base_headers)
+        headers = {**self._base_headers, **extra} if extra else dict(self._base_headers)
+        if not authenticated:
+            return _SentHeaders(headers)
+        if self.auth is None:
+            raise NemoError("internal: an authenticated call without an auth source")
+        # The synchronous look-up skips a coroutine per call when the token is at hand.
+        token = self.auth.cached_token()
+        if token is None:
+            try:
+                token = await self.auth.token()
+            except NemoError:
+                # The token call had its own retries; this call's must not repeat it.
+                budget.token_fetch_failed = True
+                raise
+        budget.token_used = token
+        headers["Authorization"] = f"Bearer {token}"
         if extra:
-            headers.update(extra)
-        if authenticated:
-            if self.auth is None:
-                raise NemoError("internal: an authenticated call without an auth source")
-            # The synchronous look-up skips a coroutine per call when the token is at hand.
-            token = self.auth.cached_token()
-            if token is None:
-                try:
-                    token = await self.auth.token()
-                except NemoError:
-                    # The token call had its own retries; this call's must not repeat it.
-                    budget.token_fetch_failed = True
-                    raise
-            budget.token_used = token
-            headers["Authorization"] = f"Bearer {token}"
-            if not extra:
-                headers.token = token
-                self._last_headers = headers
-        return headers
+            return _SentHeaders(headers)
+        sent = self._last_headers = _SentHeaders(headers, token)
+        return sent
 
     def _aiohttp_request(
         self,
@@ -356,7 +357,7 @@ class Transport:
             json=json,
             data=data,
             params=params,
-            headers=sent,
+            headers=sent.wire,
             timeout=timeout or self.timeout,
             allow_redirects=False,
         )
@@ -608,17 +609,31 @@ def _past(deadline: float | None, wait: float) -> bool:
     return deadline is not None and time.monotonic() + wait >= deadline
 
 
-class _SentHeaders(dict[str, str]):
-    """Request headers whose repr hides the bearer: they sit in the frames of failed calls."""
+class _SentHeaders:
+    """Request headers as aiohttp takes them, whose repr hides the bearer.
 
-    token: str | None = None  # set on the cached set of an authenticated call's headers
+    They sit in the frames of failed calls, so the repr is redacted. ``wire`` is a read-only
+    case-insensitive multidict: aiohttp merges it into its defaults as it is, where a plain
+    dict would first be copied into one (1.3 us of every call).
+    """
+
+    __slots__ = ("token", "wire")
+
+    def __init__(self, headers: Mapping[str, str], token: str | None = None) -> None:
+        self.wire = CIMultiDictProxy(CIMultiDict(headers))
+        self.token = token  # the bearer in them, when they are reused for later calls
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.wire
 
     def __repr__(self) -> str:
-        shown = {k: ("Bearer ***" if k == "Authorization" else v) for k, v in self.items()}
-        return repr(shown)
+        shown = {
+            k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in self.wire.items()
+        }
+        return f"_SentHeaders({shown!r})"
 
 
-def _without_frames(exc: BaseException, sent: Mapping[str, str]) -> BaseException:
+def _without_frames(exc: BaseException, sent: _SentHeaders) -> BaseException:
     """``exc`` (and what it chains) without tracebacks when the request carried a token.
 
     aiohttp's frames hold the request headers in plain dicts, so a traceback rendered with
