@@ -40,11 +40,21 @@ def _umask() -> int:
     return mask
 
 
+def safe_file_name(text: str, default: str, *, limit: int = 120) -> str:
+    """A file name from text off the network: ASCII letters, digits and ``._-`` only.
+
+    Any other run of characters becomes ``_`` (so no separator, no ``..``, nothing a terminal
+    would act on); leading and trailing dots and underscores go. ``default`` when nothing is
+    left.
+    """
+    name = _SAFE.sub("_", text).strip("._")
+    return name[:limit] if name else default
+
+
 def safe_name(url: URL, default: str) -> str:
-    """A file name from the URL's last path segment: no separators, no ``..``, safe chars."""
+    """A file name from the URL's last path segment (see :func:`safe_file_name`)."""
     name = unquote(url.path.rsplit("/", 1)[-1])
-    name = _SAFE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")
-    return name[:120] if name else default
+    return safe_file_name(name.replace("\\", "/").rsplit("/", 1)[-1], default)
 
 
 _RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")

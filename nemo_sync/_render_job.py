@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from nemo_sync import _contract
-from nemo_sync._download import STALL_WINDOW, ProgressCallback, download
+from nemo_sync._download import STALL_WINDOW, ProgressCallback, download, safe_file_name
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._jobstore import JobRecord, JobStore
 from nemo_sync._retry import parse_retry_after
@@ -288,7 +288,7 @@ class RenderJob:
         if target.is_dir():
             # Named after the job, not the CDN's name for it: predictable, and the same
             # whichever of the two URLs serves the bytes.
-            target = target / f"{safe_stem(self.id)}.mp4"
+            target = target / video_file_name(self.id)
         path: Path | None = None
         if result.download_url is not None:
             try:
@@ -323,10 +323,9 @@ class RenderJob:
         return path
 
 
-def safe_stem(render_id: str) -> str:
-    """A file name stem from a render id (ids come from the network: no separators)."""
-    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in render_id).strip("._")
-    return stem[:100] or "render"
+def video_file_name(render_id: str) -> str:
+    """The file name a render's video is saved under: its id, made safe, and ``.mp4``."""
+    return f"{safe_file_name(render_id, 'render', limit=100)}.mp4"
 
 
 def _wire_draft(draft: Draft | Mapping[str, Any]) -> Mapping[str, Any]:

@@ -291,6 +291,23 @@ def test_file_names_from_urls_are_sanitised(url: str, name: str) -> None:
     assert safe_name(URL(url), "render-x.mp4") == name
 
 
+@pytest.mark.parametrize(
+    ("render_id", "name"),
+    [
+        ("render_1732000000000", "render_1732000000000.mp4"),  # the vendor's ids, unchanged
+        ("../../etc/passwd", "etc_passwd.mp4"),
+        ("a/b\\c:d", "a_b_c_d.mp4"),
+        ("\u202eevil\x1b[31m", "evil_31m.mp4"),  # no bidi override or escape in a file name
+        ("...", "render.mp4"),
+        ("x" * 300, "x" * 100 + ".mp4"),
+    ],
+)
+def test_render_videos_are_named_after_their_id_made_safe(render_id: str, name: str) -> None:
+    from nemo_sync._render_job import video_file_name
+
+    assert video_file_name(render_id) == name
+
+
 async def test_a_downloaded_file_gets_the_usual_permissions(
     emu: Emulator, nemo: NemoClient, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nemo_sync._render_job import safe_stem
+from nemo_sync._render_job import video_file_name
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import NemoError
 
@@ -114,7 +114,7 @@ async def finish_job(
     ctx.output.on_interrupt = None
     report["download_url"] = result.download_url
     if out is not None:
-        wanted = out / f"{safe_stem(job.id)}.mp4" if out.is_dir() else out
+        wanted = out / video_file_name(job.id) if out.is_dir() else out
         target = wanted if ctx.args.force else free_path(wanted)
         if target != wanted:
             ctx.output.say(f"{wanted.name} exists: saving as {target.name} (--force overwrites)")
