@@ -172,23 +172,28 @@ async def test_a_cdn_redirect_to_the_api_host_gets_no_token_and_json_is_not_a_vi
     assert leftovers(tmp_path) == []
 
 
-async def test_a_dripping_cdn_is_a_stall(
-    api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
-) -> None:
-    """Row 8: one byte every 0.2 s never trips a per-read timeout; the rate guard does."""
+def trickle(*, chunk: int, pause: float) -> Any:
+    """A CDN that sends the video ``chunk`` bytes at a time, ``pause`` seconds apart."""
 
-    async def drip(request: web.Request) -> web.StreamResponse:
+    async def handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Length": str(len(VIDEO)), "Content-Type": "video/mp4"}
         )
         await response.prepare(request)
-        for i in range(len(VIDEO)):
-            await response.write(VIDEO[i : i + 1])
-            await asyncio.sleep(0.2)
+        for i in range(0, len(VIDEO), chunk):
+            await response.write(VIDEO[i : i + chunk])
+            await asyncio.sleep(pause)
         return response
 
+    return handler
+
+
+async def test_a_dripping_cdn_is_a_stall(
+    api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
+) -> None:
+    """Row 8: one byte every 0.2 s never trips a per-read timeout; the rate guard does."""
     api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on("GET", "/v.mp4", drip)
+    cdn.on("GET", "/v.mp4", trickle(chunk=1, pause=0.2))
     loop = asyncio.get_running_loop()
     started = loop.time()
     async with NemoClient(base_url=api.url, token="t") as nemo:
@@ -201,18 +206,8 @@ async def test_a_dripping_cdn_is_a_stall(
 async def test_a_download_deadline_holds(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    async def slow(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={"Content-Length": str(len(VIDEO)), "Content-Type": "video/mp4"}
-        )
-        await response.prepare(request)
-        for i in range(0, len(VIDEO), 1024):
-            await response.write(VIDEO[i : i + 1024])
-            await asyncio.sleep(0.05)
-        return response
-
     api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on("GET", "/v.mp4", slow)
+    cdn.on("GET", "/v.mp4", trickle(chunk=1024, pause=0.05))
     async with NemoClient(base_url=api.url, token="t") as nemo:
         with pytest.raises(nemo_sync.DownloadError, match=r"did not finish in 0\.5 s"):
             await nemo.render_job("r1").download(tmp_path / "out.mp4", timeout=0.5)

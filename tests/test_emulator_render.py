@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,44 +13,16 @@ from nemo_sync._contract import export_body
 from nemo_sync.emulator import NO_RENDERER, Emulator, RenderBackend
 from nemo_sync.emulator._render_worker import NOTHING_TO_EXPORT
 from tests.emulator_raw import ATTRIBUTION, Raw, raw_client
-
-
-class FakeBackend:
-    """TEST DOUBLE: writes known bytes that are not a video. For the emulator's own tests only;
-    real renders come from nemo_sync.local.LocalRenderBackend."""
-
-    name = "fake-test-double"
-
-    def __init__(self, payload: bytes = b"not-a-video:" + bytes(range(256)) * 64) -> None:
-        self.payload = payload
-        self.fail: str | None = None
-        self.calls: list[dict[str, Any]] = []
-
-    def render(
-        self,
-        draft: dict[str, Any],
-        media: Mapping[str, Path],
-        out: Path,
-        *,
-        width: int,
-        height: int,
-        on_progress: Callable[[float], None],
-    ) -> None:
-        self.calls.append({"draft": draft, "media": dict(media), "size": (width, height)})
-        for done in (0.25, 0.5, 1.0):
-            on_progress(done)
-        if self.fail:
-            raise RuntimeError(self.fail)
-        out.write_bytes(self.payload)
+from tests.render_doubles import BytesRenderBackend
 
 
 @pytest.fixture
-def backend() -> FakeBackend:
-    return FakeBackend()
+def backend() -> BytesRenderBackend:
+    return BytesRenderBackend()
 
 
 @pytest.fixture
-async def emu(backend: FakeBackend) -> AsyncIterator[Emulator]:
+async def emu(backend: BytesRenderBackend) -> AsyncIterator[Emulator]:
     async with Emulator(render_backend=backend, render_seconds=0.05, silent_ratio=0) as emulator:
         yield emulator
 
@@ -84,11 +55,11 @@ async def finish(raw: Raw, render_id: str) -> list[dict[str, Any]]:
 
 
 def test_the_fake_backend_is_a_render_backend() -> None:
-    assert isinstance(FakeBackend(), RenderBackend)
+    assert isinstance(BytesRenderBackend(), RenderBackend)
 
 
 async def test_a_render_goes_through_its_states_for_free(
-    raw: Raw, emu: Emulator, backend: FakeBackend
+    raw: Raw, emu: Emulator, backend: BytesRenderBackend
 ) -> None:
     session_id = await edited_session(raw)
     before = await raw.credits()
@@ -121,7 +92,7 @@ async def test_a_render_goes_through_its_states_for_free(
         assert await download.read() == backend.payload
 
 
-async def test_the_status_can_come_enveloped(backend: FakeBackend) -> None:
+async def test_the_status_can_come_enveloped(backend: BytesRenderBackend) -> None:
     async with (
         Emulator(render_backend=backend, render_seconds=0.01, render_status_enveloped=True) as emu,
         raw_client(emu) as raw,
@@ -169,7 +140,9 @@ async def test_render_fail_fault(raw: Raw, emu: Emulator) -> None:
     assert "output" not in seen[-1]
 
 
-async def test_a_backend_error_fails_the_job(raw: Raw, emu: Emulator, backend: FakeBackend) -> None:
+async def test_a_backend_error_fails_the_job(
+    raw: Raw, emu: Emulator, backend: BytesRenderBackend
+) -> None:
     backend.fail = "encoder exploded"
     session_id = await edited_session(raw)
     seen = await finish(raw, (await raw.render(session_id)).data["render_id"])
@@ -207,7 +180,7 @@ async def test_a_reused_id_is_409_and_ids_are_per_account(raw: Raw, emu: Emulato
 
 
 async def test_the_canvas_comes_from_the_draft(
-    raw: Raw, backend: FakeBackend, emu: Emulator
+    raw: Raw, backend: BytesRenderBackend, emu: Emulator
 ) -> None:
     session_id = await edited_session(raw)
     draft = {**emu.sessions[session_id].draft, "cv": {"w": 1080, "h": 1080}}
@@ -239,7 +212,7 @@ async def test_missing_attribution_headers_block_export_with_402(raw: Raw, emu: 
     assert not emu.renders
 
 
-async def test_plan_blocks_anonymous_export(backend: FakeBackend) -> None:
+async def test_plan_blocks_anonymous_export(backend: BytesRenderBackend) -> None:
     async with Emulator(render_backend=backend, export_requires_plan=True) as emu:
         async with raw_client(emu) as raw:
             await raw.login("anon")
@@ -335,7 +308,7 @@ async def completed_output(raw: Raw, emu: Emulator) -> tuple[str, dict[str, Any]
 
 
 async def test_downloads_need_no_token_and_support_ranges(
-    raw: Raw, emu: Emulator, backend: FakeBackend
+    raw: Raw, emu: Emulator, backend: BytesRenderBackend
 ) -> None:
     _, output = await completed_output(raw, emu)
     url = output["url"]
@@ -364,7 +337,7 @@ async def test_downloads_need_no_token_and_support_ranges(
 
 
 async def test_the_download_fallback_needs_the_token_and_serves_the_same_bytes(
-    raw: Raw, emu: Emulator, backend: FakeBackend
+    raw: Raw, emu: Emulator, backend: BytesRenderBackend
 ) -> None:
     render_id, _ = await completed_output(raw, emu)
     path = f"/api/render/proxy/{render_id}/download"
@@ -414,7 +387,7 @@ async def test_fault_output_url_fails(raw: Raw, emu: Emulator, status: int) -> N
     fallback.release()
 
 
-async def test_downloads_on_a_cdn_host(backend: FakeBackend) -> None:
+async def test_downloads_on_a_cdn_host(backend: BytesRenderBackend) -> None:
     async with Emulator(render_backend=backend, render_seconds=0.01, cdn_host="localhost") as emu:
         assert emu.cdn_url == f"http://localhost:{emu.port}"
         async with raw_client(emu) as raw:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 import nemo_sync
 from nemo_sync import NemoClient
 from nemo_sync.emulator import Emulator
+from tests.render_doubles import BytesRenderBackend
 from tests.scripted import ScriptedServer, envelope
 
 # A minimal ISO-BMFF header: enough for the upload checks; the test backend never decodes it.
@@ -46,30 +47,10 @@ async def new_session(nemo: NemoClient) -> tuple[nemo_sync.Session, dict[str, An
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, so downloads take several chunks
 
 
-class BytesBackend:
-    """A test double for the render engine: writes known bytes, reports progress."""
-
-    name = "test-bytes"
-
-    def render(
-        self,
-        draft: dict[str, Any],
-        media: Mapping[str, Path],
-        out: Path,
-        *,
-        width: int,
-        height: int,
-        on_progress: Callable[[float], None],
-    ) -> None:
-        for step in (0.25, 0.5, 1.0):
-            on_progress(step)
-        out.write_bytes(PAYLOAD)
-
-
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(
-        render_backend=BytesBackend(), render_seconds=0.2, cdn_host="localhost"
+        render_backend=BytesRenderBackend(PAYLOAD), render_seconds=0.2, cdn_host="localhost"
     ) as emulator:
         yield emulator
 
