@@ -55,6 +55,15 @@ async def api(waits: list[float]) -> AsyncIterator[ScriptedServer]:
     await server.close()
 
 
+@pytest.fixture
+async def cdn() -> AsyncIterator[ScriptedServer]:
+    """A second scripted server: another host, such as the CDN a render's video is on."""
+    server = ScriptedServer()
+    await server.start()
+    yield server
+    await server.close()
+
+
 # The emulator for a test module: the plugin's own fixture, configured by the module's
 # ``pytestmark = pytest.mark.nemo_emulator(...)`` (or a test's own marker), not a copy per file.
 

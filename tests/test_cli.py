@@ -121,19 +121,6 @@ def test_bad_input_gets_one_clear_line_and_an_exit_code(
     assert "Traceback" not in done.stderr
 
 
-def test_an_unreachable_api_hints_at_local(tmp_path: Path) -> None:
-    done = run(
-        "--base-url",
-        "http://127.0.0.1:9",
-        "credits",
-        cwd=tmp_path,
-        env={"NEMO_HOME": str(tmp_path / "h")},
-    )
-    assert done.returncode == 1
-    assert "could not connect" in done.stderr
-    assert "--local" in done.stderr
-
-
 def test_login_credits_logout_never_show_the_token(tmp_path: Path) -> None:
     home = tmp_path / "h"
     done = run("--local", "login", cwd=tmp_path, env={"NEMO_HOME": str(home)})

@@ -69,7 +69,9 @@ def test_a_jobs_action_without_an_id_is_a_usage_error(tmp_path: Path, action: st
 
 
 @pytest.mark.parametrize("verbose", [True, False])
-def test_verbose_shows_the_connection_retries(tmp_path: Path, verbose: bool) -> None:
+def test_an_unreachable_api_hints_at_local_and_verbose_shows_the_retries(
+    tmp_path: Path, verbose: bool
+) -> None:
     flags = ["-v"] if verbose else []
     done = run(
         *flags,
@@ -81,6 +83,7 @@ def test_verbose_shows_the_connection_retries(tmp_path: Path, verbose: bool) -> 
     )
     assert done.returncode == 1
     assert "could not connect" in done.stderr
+    assert "--local" in done.stderr  # the hint: the emulator works offline
     assert ("retrying POST" in done.stderr) is verbose
 
 

@@ -589,70 +589,55 @@ def _video() -> web.Response:
 
 @pytest.mark.parametrize("cdn_status", [None, 403, 404, 410])
 async def test_the_download_falls_back_to_the_api_path_with_the_token(
-    api: ScriptedServer, tmp_path: Path, cdn_status: int | None
+    api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path, cdn_status: int | None
 ) -> None:
     """[V]: output.url missing or failing -> GET /api/render/proxy/<id>/download (token)."""
-    cdn = ScriptedServer()
-    await cdn.start()
-    try:
-        output = {} if cdn_status is None else {"url": f"{cdn.url}/r1.mp4"}
-        if cdn_status is not None:
-            cdn.reply("GET", "/r1.mp4", raw(cdn_status, "expired"))
-        api.reply(
-            "GET",
-            "/api/render/proxy/lambda/r1",
-            lambda: bare({"status": "completed", "output": output}),
-        )
-        api.reply("GET", "/api/render/proxy/r1/download", _video)
-        async with NemoClient(base_url=api.url, token="secret") as nemo:
-            path = await nemo.render_job("r1").download(tmp_path)
-        assert path == tmp_path / "r1.mp4"
-        assert path.read_bytes() == MP4
-        fallback = next(s for s in api.seen if s.path.endswith("/download"))
-        assert fallback.headers["Authorization"] == "Bearer secret"
-        assert all("Authorization" not in s.headers for s in cdn.seen)
-    finally:
-        await cdn.close()
+    output = {} if cdn_status is None else {"url": f"{cdn.url}/r1.mp4"}
+    if cdn_status is not None:
+        cdn.reply("GET", "/r1.mp4", raw(cdn_status, "expired"))
+    api.reply(
+        "GET",
+        "/api/render/proxy/lambda/r1",
+        lambda: bare({"status": "completed", "output": output}),
+    )
+    api.reply("GET", "/api/render/proxy/r1/download", _video)
+    async with NemoClient(base_url=api.url, token="secret") as nemo:
+        path = await nemo.render_job("r1").download(tmp_path)
+    assert path == tmp_path / "r1.mp4"
+    assert path.read_bytes() == MP4
+    fallback = next(s for s in api.seen if s.path.endswith("/download"))
+    assert fallback.headers["Authorization"] == "Bearer secret"
+    assert all("Authorization" not in s.headers for s in cdn.seen)
 
 
 async def test_the_download_uses_output_url_without_the_token(
-    api: ScriptedServer, tmp_path: Path
+    api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    cdn = ScriptedServer()
-    await cdn.start()
-    try:
-        cdn.reply("GET", "/out/r1.mp4", _video)
-        api.reply(
-            "GET",
-            "/api/render/proxy/lambda/r1",
-            lambda: bare({"status": "completed", "output": {"url": f"{cdn.url}/out/r1.mp4"}}),
-        )
-        async with NemoClient(base_url=api.url, token="secret") as nemo:
-            path = await nemo.render_job("r1").download(tmp_path / "mine.mp4")
-        assert path.read_bytes() == MP4
-        assert "Authorization" not in cdn.seen[0].headers
-        assert not any(s.path.endswith("/download") for s in api.seen)
-    finally:
-        await cdn.close()
+    cdn.reply("GET", "/out/r1.mp4", _video)
+    api.reply(
+        "GET",
+        "/api/render/proxy/lambda/r1",
+        lambda: bare({"status": "completed", "output": {"url": f"{cdn.url}/out/r1.mp4"}}),
+    )
+    async with NemoClient(base_url=api.url, token="secret") as nemo:
+        path = await nemo.render_job("r1").download(tmp_path / "mine.mp4")
+    assert path.read_bytes() == MP4
+    assert "Authorization" not in cdn.seen[0].headers
+    assert not any(s.path.endswith("/download") for s in api.seen)
 
 
 async def test_a_cdn_server_error_is_not_hidden_by_the_fallback(
-    api: ScriptedServer, tmp_path: Path
+    api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    cdn = ScriptedServer()
-    await cdn.start()
-    try:
-        cdn.reply("GET", "/r1.mp4", raw(500, "boom"))
-        api.reply(
-            "GET",
-            "/api/render/proxy/lambda/r1",
-            lambda: bare({"status": "completed", "output": {"url": f"{cdn.url}/r1.mp4"}}),
-        )
-        async with NemoClient(base_url=api.url, token="t") as nemo:
-            with pytest.raises(nemo_sync.DownloadError, match="HTTP 500"):
-                await nemo.render_job("r1").download(tmp_path)
-    finally:
-        await cdn.close()
+    cdn.reply("GET", "/r1.mp4", raw(500, "boom"))
+    api.reply(
+        "GET",
+        "/api/render/proxy/lambda/r1",
+        lambda: bare({"status": "completed", "output": {"url": f"{cdn.url}/r1.mp4"}}),
+    )
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        with pytest.raises(nemo_sync.DownloadError, match="HTTP 500"):
+            await nemo.render_job("r1").download(tmp_path)
 
 
 # -- ids are path segments -----------------------------------------------------------------

@@ -68,29 +68,29 @@ def whole(data: bytes) -> Any:
     return handler
 
 
-@pytest.fixture
-async def cdn() -> Any:
-    server = ScriptedServer()
-    await server.start()
-    yield server
-    await server.close()
+async def download_from_cdn(
+    api: ScriptedServer, cdn: ScriptedServer, to: Path, *handlers: Any, **options: Any
+) -> Path:
+    """Download render r1, whose video the CDN serves with ``handlers`` in turn."""
+    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
+    cdn.on("GET", "/v.mp4", *handlers)
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        return await nemo.render_job("r1").download(to, **options)
 
 
 async def test_a_206_that_does_not_start_at_the_offset_starts_over(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
     """Row 13: a resume answered with the wrong Content-Range must not splice wrong bytes."""
-    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on(
-        "GET",
-        "/v.mp4",
+    path = await download_from_cdn(
+        api,
+        cdn,
+        tmp_path / "out.mp4",
         cut_after(VIDEO, 1000),
         # Asked for bytes=1000-, it sends bytes 0-... labelled as such: not a continuation.
         partial(VIDEO, f"bytes 0-{len(VIDEO) - 1}/{len(VIDEO)}", len(VIDEO)),
         whole(VIDEO),
     )
-    async with NemoClient(base_url=api.url, token="t") as nemo:
-        path = await nemo.render_job("r1").download(tmp_path / "out.mp4")
     assert path.read_bytes() == VIDEO
     assert cdn.seen[1].headers["Range"] == "bytes=1000-"
     assert "Range" not in cdn.seen[2].headers  # started over from byte 0
@@ -99,32 +99,28 @@ async def test_a_206_that_does_not_start_at_the_offset_starts_over(
 async def test_a_206_that_disagrees_on_the_total_starts_over(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
     other_total = len(VIDEO) + 10
-    cdn.on(
-        "GET",
-        "/v.mp4",
+    path = await download_from_cdn(
+        api,
+        cdn,
+        tmp_path / "out.mp4",
         cut_after(VIDEO, 1000),
         partial(VIDEO[1000:], f"bytes 1000-{len(VIDEO) - 1}/{other_total}", other_total),
         whole(VIDEO),
     )
-    async with NemoClient(base_url=api.url, token="t") as nemo:
-        path = await nemo.render_job("r1").download(tmp_path / "out.mp4")
     assert path.read_bytes() == VIDEO
 
 
 async def test_a_correct_206_resumes_where_it_stopped(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on(
-        "GET",
-        "/v.mp4",
+    path = await download_from_cdn(
+        api,
+        cdn,
+        tmp_path / "out.mp4",
         cut_after(VIDEO, 1000),
         partial(VIDEO[1000:], f"bytes 1000-{len(VIDEO) - 1}/{len(VIDEO)}", len(VIDEO)),
     )
-    async with NemoClient(base_url=api.url, token="t") as nemo:
-        path = await nemo.render_job("r1").download(tmp_path / "out.mp4")
     assert path.read_bytes() == VIDEO
     assert cdn.count("GET", "/v.mp4") == 2
 
@@ -132,18 +128,16 @@ async def test_a_correct_206_resumes_where_it_stopped(
 async def test_ranges_that_never_agree_end_in_an_error_and_no_file(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on(
-        "GET",
-        "/v.mp4",
-        cut_after(VIDEO, 1000),
-        partial(VIDEO, "bytes 0-9/99999999", 99999999),
-        cut_after(VIDEO, 1000),
-        partial(VIDEO, "bytes 0-9/99999999", 99999999),
-    )
-    async with NemoClient(base_url=api.url, token="t") as nemo:
-        with pytest.raises(nemo_sync.DownloadError):
-            await nemo.render_job("r1").download(tmp_path / "out.mp4")
+    with pytest.raises(nemo_sync.DownloadError):
+        await download_from_cdn(
+            api,
+            cdn,
+            tmp_path / "out.mp4",
+            cut_after(VIDEO, 1000),
+            partial(VIDEO, "bytes 0-9/99999999", 99999999),
+            cut_after(VIDEO, 1000),
+            partial(VIDEO, "bytes 0-9/99999999", 99999999),
+        )
     assert leftovers(tmp_path) == []
 
 
@@ -192,13 +186,12 @@ async def test_a_dripping_cdn_is_a_stall(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
     """Row 8: one byte every 0.2 s never trips a per-read timeout; the rate guard does."""
-    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on("GET", "/v.mp4", trickle(chunk=1, pause=0.2))
     loop = asyncio.get_running_loop()
     started = loop.time()
-    async with NemoClient(base_url=api.url, token="t") as nemo:
-        with pytest.raises(nemo_sync.DownloadError, match="stalled"):
-            await nemo.render_job("r1").download(tmp_path / "out.mp4", stall_timeout=1.0)
+    with pytest.raises(nemo_sync.DownloadError, match="stalled"):
+        await download_from_cdn(
+            api, cdn, tmp_path / "out.mp4", trickle(chunk=1, pause=0.2), stall_timeout=1.0
+        )
     assert loop.time() - started < 10
     assert leftovers(tmp_path) == []
 
@@ -206,20 +199,18 @@ async def test_a_dripping_cdn_is_a_stall(
 async def test_a_download_deadline_holds(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on("GET", "/v.mp4", trickle(chunk=1024, pause=0.05))
-    async with NemoClient(base_url=api.url, token="t") as nemo:
-        with pytest.raises(nemo_sync.DownloadError, match=r"did not finish in 0\.5 s"):
-            await nemo.render_job("r1").download(tmp_path / "out.mp4", timeout=0.5)
+    with pytest.raises(nemo_sync.DownloadError, match=r"did not finish in 0\.5 s"):
+        await download_from_cdn(
+            api, cdn, tmp_path / "out.mp4", trickle(chunk=1024, pause=0.05), timeout=0.5
+        )
     assert leftovers(tmp_path) == []
 
 
 async def test_a_body_longer_than_announced_is_refused(
     api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
 ) -> None:
-    api.reply(*POLL, completed(f"{cdn.url}/v.mp4"))
-    cdn.on("GET", "/v.mp4", partial(VIDEO, f"bytes 0-99/{100}", 100))
-    async with NemoClient(base_url=api.url, token="t") as nemo:
-        with pytest.raises(nemo_sync.DownloadError, match="more than the 100 bytes"):
-            await nemo.render_job("r1").download(tmp_path / "out.mp4")
+    with pytest.raises(nemo_sync.DownloadError, match="more than the 100 bytes"):
+        await download_from_cdn(
+            api, cdn, tmp_path / "out.mp4", partial(VIDEO, f"bytes 0-99/{100}", 100)
+        )
     assert leftovers(tmp_path) == []

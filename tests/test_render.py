@@ -221,38 +221,32 @@ async def test_a_new_process_resumes_a_job_after_a_crash(emu: Emulator, tmp_path
     assert Path(report["path"]).read_bytes() == PAYLOAD
 
 
-async def test_a_redirect_to_another_host_drops_the_token(tmp_path: Path) -> None:
-    cdn = ScriptedServer()
-    api = ScriptedServer()
-    await cdn.start()
-    await api.start()
-    try:
-        from aiohttp import web
+async def test_a_redirect_to_another_host_drops_the_token(
+    api: ScriptedServer, cdn: ScriptedServer, tmp_path: Path
+) -> None:
+    from aiohttp import web
 
-        cdn.reply("GET", "/files/out.mp4", lambda: web.Response(body=b"video-bytes"))
-        api.reply(
-            "GET",
-            "/api/render/proxy/lambda/r1",
-            lambda: envelope({"status": "completed", "url": "/api/render/proxy/lambda/r1/file"}),
-        )
-        api.reply(
-            "GET",
-            "/api/render/proxy/lambda/r1/file",
-            lambda: web.Response(
-                status=302,
-                headers={"Location": f"{cdn.url.replace('127.0.0.1', 'localhost')}/files/out.mp4"},
-            ),
-        )
-        async with NemoClient(base_url=api.url, token="secret") as nemo:
-            path = await nemo.render_job("r1").download(tmp_path / "v.mp4")
-        assert path.read_bytes() == b"video-bytes"
-        api_file = next(s for s in api.seen if s.path.endswith("/file"))
-        assert api_file.headers["Authorization"] == "Bearer secret"  # same host: allowed
-        cdn_get = next(s for s in cdn.seen if s.path == "/files/out.mp4")
-        assert "Authorization" not in cdn_get.headers
-    finally:
-        await cdn.close()
-        await api.close()
+    cdn.reply("GET", "/files/out.mp4", lambda: web.Response(body=b"video-bytes"))
+    api.reply(
+        "GET",
+        "/api/render/proxy/lambda/r1",
+        lambda: envelope({"status": "completed", "url": "/api/render/proxy/lambda/r1/file"}),
+    )
+    api.reply(
+        "GET",
+        "/api/render/proxy/lambda/r1/file",
+        lambda: web.Response(
+            status=302,
+            headers={"Location": f"{cdn.url.replace('127.0.0.1', 'localhost')}/files/out.mp4"},
+        ),
+    )
+    async with NemoClient(base_url=api.url, token="secret") as nemo:
+        path = await nemo.render_job("r1").download(tmp_path / "v.mp4")
+    assert path.read_bytes() == b"video-bytes"
+    api_file = next(s for s in api.seen if s.path.endswith("/file"))
+    assert api_file.headers["Authorization"] == "Bearer secret"  # same host: allowed
+    cdn_get = next(s for s in cdn.seen if s.path == "/files/out.mp4")
+    assert "Authorization" not in cdn_get.headers
 
 
 @pytest.mark.parametrize(
