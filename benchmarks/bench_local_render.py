@@ -28,32 +28,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, table
+
+if TYPE_CHECKING:
+    from nemo_sync.local import BeatAnalysis, CutPlan
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920)}
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_S = 1 / 30
 
 
-def render_edit(seconds: float, width: int, height: int, out: Path) -> float:
-    """Render the sample edit to ``out``; returns wall seconds of the render alone."""
-    from nemo_sync.local import (
-        Clip,
-        LocalRenderBackend,
-        analyze_beats,
-        make_sample_media,
-        plan_beat_cuts,
-        probe,
-    )
+def cut_to_the_beat(
+    clip_paths: Sequence[Path], music: Path, total_ms: int
+) -> tuple[BeatAnalysis, CutPlan]:
+    """The music's analysis and the default cut plan of the clips over it."""
+    from nemo_sync.local import Clip, analyze_beats, plan_beat_cuts, probe
 
-    total_ms = int(seconds * 1000)
-    samples = make_sample_media(out.parent / "media", seconds=seconds)
-    beats = analyze_beats(samples.music)
-    clips = [Clip(p.stem, p.name, probe(p).duration_ms) for p in samples.clips]
+    beats = analyze_beats(music)
+    clips = [Clip(p.stem, p.name, probe(p).duration_ms) for p in clip_paths]
     plan = plan_beat_cuts(
         clips,
         beats_ms=beats.beats_ms,
@@ -61,6 +59,19 @@ def render_edit(seconds: float, width: int, height: int, out: Path) -> float:
         drops_ms=beats.drops_ms,
         total_ms=total_ms,
     )
+    return beats, plan
+
+
+def render_edit(seconds: float, width: int, height: int, out: Path) -> float:
+    """Render the sample edit to ``out``; returns wall seconds of the render alone."""
+    from nemo_sync.local import (
+        LocalRenderBackend,
+        make_sample_media,
+    )
+
+    total_ms = int(seconds * 1000)
+    samples = make_sample_media(out.parent / "media", seconds=seconds)
+    _beats, plan = cut_to_the_beat(samples.clips, samples.music, total_ms)
     draft = {
         "d": total_ms,
         "t": [
@@ -159,12 +170,8 @@ def judge_song(key: str, folder: Path) -> list[str]:
     import numpy as np
 
     from nemo_sync.local import (
-        Clip,
         LocalRenderBackend,
-        analyze_beats,
         make_sample_media,
-        plan_beat_cuts,
-        probe,
     )
     from nemo_sync.local._audio import decode
     from tests.songs import SONGS
@@ -173,15 +180,7 @@ def judge_song(key: str, folder: Path) -> list[str]:
     music = song.write(folder / f"{key}.wav")
     total_ms = int(song.seconds * 1000)
     samples = make_sample_media(folder / "media", seconds=2.0)
-    found = analyze_beats(music)
-    clips = [Clip(p.stem, p.name, probe(p).duration_ms) for p in samples.clips]
-    plan = plan_beat_cuts(
-        clips,
-        beats_ms=found.beats_ms,
-        downbeats_ms=found.downbeats_ms,
-        drops_ms=found.drops_ms,
-        total_ms=total_ms,
-    )
+    found, plan = cut_to_the_beat(samples.clips, music, total_ms)
     draft = {
         "d": total_ms,
         "t": [
