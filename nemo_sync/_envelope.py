@@ -32,6 +32,7 @@ from nemo_sync.errors import (
     InsufficientCreditsError,
     MissingClientIdError,
     RateLimitError,
+    RequestRefusedError,
     ServerError,
     SessionNotFoundError,
     UnsupportedFileError,
@@ -255,9 +256,10 @@ def parse_reply(
                 body=_snippet(body),
             ) from None
     if status < 400 and type(payload) is dict and "data" in payload:
-        # The per-call case, decided in three look-ups: a success envelope with code 0.
+        # The per-call case, decided in four look-ups: a success envelope with code 0 (and no
+        # ``success: false`` beside it).
         code = payload.get("code", 0)
-        if code == 0 and type(code) is int:
+        if code == 0 and type(code) is int and payload.get("success", True) is True:
             return payload["data"]
     request_id = headers.get("X-Request-Id") or headers.get("x-request-id")
     if status >= 400 and not isinstance(payload, Mapping):
@@ -288,13 +290,33 @@ def parse_reply(
             endpoint=endpoint,
             request_id=request_id,
         )
-    raw_code = payload.get("code", 0)
-    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-    if code is None and isinstance(raw_code, str) and raw_code.lstrip("-").isdigit():
-        code = int(raw_code)
+    code = _int_code(payload.get("code", 0))
     message = payload.get("message") or payload.get("msg") or ""
     message = message if isinstance(message, str) else str(message)
     data = payload.get("data")
+    if _refused(payload):
+        # [R]: {"success": false, "error": "..." | {...}}, with HTTP 200 too. A documented
+        # code inside the error (or beside it) still picks its typed error.
+        error = payload.get("error")
+        if isinstance(error, Mapping):
+            code = code or _int_code(error.get("code"))
+        text = _error_text(error) or message or "the service answered success: false"
+        if status < 400 and not code:
+            raise RequestRefusedError(
+                f"The service refused the request: {text}",
+                status=status,
+                request_id=request_id,
+                endpoint=endpoint,
+            )
+        raise map_error(
+            status=status,
+            code=code or None,
+            message=text,
+            data=data,
+            headers=headers,
+            endpoint=endpoint,
+            request_id=request_id,
+        )
     if status >= 400 or (code is not None and code != 0):
         raise map_error(
             status=status,
@@ -306,9 +328,39 @@ def parse_reply(
             request_id=request_id,
         )
     if "code" not in payload and "data" not in payload:
-        # Tolerate a bare object: some endpoints may skip the envelope.
-        return dict(payload)
+        # A bare object [V], or {"success": true, ...} with no data: the object is the reply
+        # (less the success flag), extra keys kept.
+        return {k: v for k, v in payload.items() if k != "success"}
     return data
+
+
+def _int_code(raw: Any) -> int | None:
+    """An envelope code as an int (``"0"`` and ``1002`` alike), else None."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lstrip("-").isdigit() and len(raw) < 12:
+        return int(raw)
+    return None
+
+
+def _refused(payload: Mapping[str, Any]) -> bool:
+    """Whether the reply says ``success: false`` (a bool, or the string some servers send)."""
+    flag = payload.get("success", True)
+    return flag is False or (isinstance(flag, str) and flag.strip().lower() == "false")
+
+
+def _error_text(error: Any, limit: int = 500) -> str:
+    """The service's words in an ``error`` value: a string, or an object's message."""
+    if isinstance(error, Mapping):
+        error = (
+            error.get("message") or error.get("msg") or error.get("detail") or error.get("error")
+        )
+        if not isinstance(error, str):
+            return detail_text(error, limit) if error else ""
+    if not isinstance(error, str):
+        return "" if error is None else str(error)[:limit]
+    text = _SPACES.sub(" ", error).strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def _detail_item(item: Any) -> str:

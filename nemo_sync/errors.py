@@ -15,6 +15,7 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
     │   ├── RateLimitError              HTTP 429 (carries .retry_after)
     │   ├── MissingClientIdError        HTTP 400: missing X-Client-Id
     │   ├── ServerError                 HTTP 5xx
+    │   ├── RequestRefusedError         {"success": false, "error": ...}, HTTP 200 included
     │   └── AgentError                  the agent failed or crashed inside a chat stream
     ├── APIConnectionError            the request did not complete (network)
     │   ├── APITimeoutError             ... because a timeout ran out
@@ -62,6 +63,7 @@ __all__ = [
     "RenderError",
     "RenderFailedError",
     "RenderTimeoutError",
+    "RequestRefusedError",
     "ResponseTooLargeError",
     "ServerError",
     "SessionNotFoundError",
@@ -182,6 +184,11 @@ class MissingClientIdError(APIError):
 
 class ServerError(APIError):
     """HTTP 5xx: the service (or a proxy in front of it) failed."""
+
+
+class RequestRefusedError(APIError):
+    """The service answered ``{"success": false, "error": ...}`` [R], HTTP 200 included, with
+    no code that names a more specific error. The message carries the service's ``error``."""
 
 
 class AgentError(APIError):

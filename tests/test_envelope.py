@@ -144,3 +144,57 @@ def test_credits_read_the_same_on_the_fast_path_and_the_general_one(data: dict[s
             return type(exc), str(exc)
 
     assert read(data) == read(MappingProxyType(data))
+
+
+# -- the success/data/error envelope [R] (contract v3) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "data"),
+    [
+        # [R] render submit and poll: {"success": true, "data": {...}}
+        (b'{"success": true, "data": {"id": "render_1", "status": "pending"}}',
+         {"id": "render_1", "status": "pending"}),
+        # success without data: the rest of the object is the reply, extra keys kept
+        (b'{"success": true, "id": "r", "x": 1}', {"id": "r", "x": 1}),
+        (b'{"success": "true", "data": [1]}', [1]),
+    ],
+)  # fmt: skip
+def test_success_envelope_gives_its_data(body: bytes, data: Any) -> None:
+    assert parse(body) == data
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        (b'{"success": false, "error": "Render id already exists"}', "Render id already exists"),
+        (b'{"success": false, "error": {"message": "draft is empty"}}', "draft is empty"),
+        (b'{"success": false, "data": {"a": 1}, "error": "nope"}', "nope"),
+        (b'{"success": "false", "message": "said in message"}', "said in message"),
+    ],
+)
+def test_success_false_in_a_200_is_a_typed_error_with_the_service_text(
+    body: bytes, text: str
+) -> None:
+    # [R]: a failed render submission answers HTTP 200 with success: false.
+    with pytest.raises(nemo_sync.RequestRefusedError) as caught:
+        parse(body)
+    assert text in str(caught.value)
+    assert caught.value.endpoint == EP
+    assert caught.value.status == 200
+
+
+def test_success_false_without_any_text_still_says_what_happened() -> None:
+    with pytest.raises(nemo_sync.RequestRefusedError, match="success: false"):
+        parse(b'{"success": false}')
+
+
+def test_success_false_with_a_documented_code_maps_to_that_error() -> None:
+    body = b'{"success": false, "error": {"code": 1002, "message": "no such session"}}'
+    with pytest.raises(nemo_sync.SessionNotFoundError):
+        parse(body)
+
+
+def test_success_false_on_an_http_error_keeps_the_status_mapping() -> None:
+    with pytest.raises(nemo_sync.ServerError, match="render backend down"):
+        parse(b'{"success": false, "error": "render backend down"}', status=503)

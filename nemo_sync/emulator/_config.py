@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -24,6 +24,12 @@ def _ratio(_instance: object, attribute: attrs.Attribute[Any], value: float) -> 
         raise ValueError(f"{attribute.name} must be between 0 and 1; got {value}")
 
 
+ReplyStyle = Literal["reference", "skill"]
+REPLY_STYLES: tuple[ReplyStyle, ...] = ("reference", "skill")
+ChatEvents = Literal["adk", "simple"]
+CHAT_EVENT_FORMS: tuple[ChatEvents, ...] = ("adk", "simple")
+
+
 @attrs.define
 class Config:
     """Tunable behaviour; see :class:`nemo_sync.emulator.Emulator` for each setting."""
@@ -39,3 +45,17 @@ class Config:
     # [V] says the render status is "at top-level `status`" (bare); [T] reads either.
     render_status_enveloped: bool = False
     gui_phrase_ratio: float = attrs.field(default=0.5, validator=_ratio)
+    # Whose reply shapes to answer in: the vendor's API reference [R] (the fuller examples,
+    # the default) or SKILL.md 1.9 [V]. Clients must read both (contract v3).
+    reply_style: ReplyStyle = attrs.field(
+        default="reference", validator=attrs.validators.in_(REPLY_STYLES)
+    )
+    # The chat stream: Google ADK's events (what the service runs [A]) or [R]'s simple ones.
+    chat_events: ChatEvents = attrs.field(
+        default="adk", validator=attrs.validators.in_(CHAT_EVENT_FORMS)
+    )
+
+    @property
+    def reference_replies(self) -> bool:
+        """Whether replies take the API reference's shapes [R] (else SKILL.md 1.9's [V])."""
+        return self.reply_style == "reference"

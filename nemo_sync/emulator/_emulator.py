@@ -18,7 +18,7 @@ from aiohttp import web
 
 from nemo_sync._contract import MAX_UPLOAD_BYTES
 from nemo_sync.emulator._clock import FakeClock
-from nemo_sync.emulator._config import Config
+from nemo_sync.emulator._config import ChatEvents, Config, ReplyStyle
 from nemo_sync.emulator._faults import FaultSet
 from nemo_sync.emulator._local import default_backend
 from nemo_sync.emulator._recorder import RequestLog
@@ -91,9 +91,15 @@ class Emulator:
         export_requires_plan: Make anonymous (unregistered) accounts get HTTP 402 on export.
         strict_attribution: Refuse (HTTP 400) any API call missing the ``X-Skill-*`` headers;
             the service itself only checks them on export (HTTP 402).
-        render_status_enveloped: Serve the render status (``GET /api/render/proxy/lambda/<id>``)
-            inside the ``{code, message, data}`` envelope; by default it is bare, as [V] says
-            (clients must read both).
+        reply_style: Whose reply shapes to answer in: ``"reference"`` (the default) answers
+            as the vendor's API reference does [R] (uploads as ``files[]`` with ``cdn_url``
+            and no id; render submit and poll in ``{"success": true, "data": ...}`` with
+            ``outputUrl``); ``"skill"`` as SKILL.md 1.9 does [V] (media with ids; a bare
+            render status with ``output.url``). Clients must read both.
+        chat_events: The chat stream's form: ``"adk"`` (Google ADK's events, as the service
+            runs) or ``"simple"`` (the API reference's ``{"type": "text", ...}`` events).
+        render_status_enveloped: With ``reply_style="skill"``, serve the render status inside
+            the ``{code, message, data}`` envelope instead of bare.
         data_dir: A folder to keep everything in, across restarts: the state (accounts,
             tokens, sessions, drafts, media index, render jobs, credits, claim tokens) in a
             SQLite database, with uploads and renders beside it. Any number of emulators,
@@ -121,6 +127,8 @@ class Emulator:
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         export_requires_plan: bool = False,
         strict_attribution: bool = False,
+        reply_style: ReplyStyle = "reference",
+        chat_events: ChatEvents = "adk",
         render_status_enveloped: bool = False,
         data_dir: str | Path | None = None,
         max_recorded_requests: int | None = 10_000,
@@ -136,6 +144,8 @@ class Emulator:
             export_requires_plan=export_requires_plan,
             strict_attribution=strict_attribution,
             render_status_enveloped=render_status_enveloped,
+            reply_style=reply_style,
+            chat_events=chat_events,
         )
         self._host = host
         self._port = port

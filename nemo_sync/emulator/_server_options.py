@@ -30,6 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--silent-ratio", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--reply-style",
+        choices=("reference", "skill"),
+        default="reference",
+        help="answer in the vendor's API reference's shapes (default) or SKILL.md 1.9's",
+    )
+    parser.add_argument(
+        "--chat-events",
+        choices=("adk", "simple"),
+        default="adk",
+        help="stream chat as Google ADK events (default) or the reference's simple events",
+    )
+    parser.add_argument(
         "--export-requires-plan", action="store_true", help="anonymous accounts get 402 on export"
     )
 
@@ -46,6 +58,8 @@ async def serve(args: argparse.Namespace) -> None:
         silent_ratio=args.silent_ratio,
         seed=args.seed,
         export_requires_plan=args.export_requires_plan,
+        reply_style=args.reply_style,
+        chat_events=args.chat_events,
     )
     async with emulator as emu:
         renderer = emu.render_backend.name if emu.render_backend else "none (renders fail)"
