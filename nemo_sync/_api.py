@@ -12,6 +12,7 @@ from pathlib import Path
 
 from yarl import URL
 
+from nemo_sync._claim_link import register_link
 from nemo_sync._jobstore import JobStore
 from nemo_sync._transport import Transport
 
@@ -38,10 +39,20 @@ class Api:
         self.home = home
         self.web_url = web_url
         self.jobs = JobStore(home)
+        # The account's id as the last session reply gave it [R]: with a token the user gave,
+        # the only way to know whether the account is anonymous (and so the bind link).
+        self.session_user_id: str | None = None
+        transport.bind_link = self.bind_link
         # Bound once: a call goes straight to the transport, which refuses to work once the
         # client is closed (so no closed check, and no coroutine frame, is needed here).
         self.request = transport.request
         self.open_stream = transport.open_stream
+
+    def bind_link(self) -> str | None:
+        """The registration link for an anonymous account (``None`` for a registered one)."""
+        auth = self.transport.auth
+        user_id = (auth.user_id if auth is not None else None) or self.session_user_id
+        return register_link(self.web_url, user_id)
 
     @property
     def base_url(self) -> str:

@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import attrs
+
 from nemo_sync._client_id import claim_client_id
 from nemo_sync._contract import ANONYMOUS_TOKEN_TTL
 from nemo_sync._credentials import CredentialStore, Secret, StoredCredentials
@@ -24,8 +26,21 @@ ANONYMOUS_TOKEN_LIFETIME = ANONYMOUS_TOKEN_TTL  # when the reply gives no expiry
 # Fetch a new token this long before the old one expires, so no call meets the expiry.
 REFRESH_MARGIN = 600.0
 
-# (client_id) -> (token, expires_at or None); performed by the transport.
-TokenFetcher = Callable[[str], Awaitable[tuple[str, float | None]]]
+
+@attrs.frozen(repr=False)
+class IssuedToken:
+    """What the anonymous-token call gave: the token, its expiry and the user id [R]."""
+
+    token: str
+    expires_at: float | None
+    user_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(token='***', expires_at={self.expires_at!r}, user_id={self.user_id!r})"
+
+
+# (client_id) -> the issued token; performed by the transport.
+TokenFetcher = Callable[[str], Awaitable[IssuedToken]]
 
 
 class Auth(Protocol):
@@ -34,6 +49,11 @@ class Auth(Protocol):
     @property
     def anonymous(self) -> bool:
         """True when the SDK made the token (and may replace it)."""
+        ...
+
+    @property
+    def user_id(self) -> str | None:
+        """The service's id for the account, when a token reply gave one (``anon_...``)."""
         ...
 
     def cached_token(self) -> str | None:
@@ -70,6 +90,7 @@ class StaticTokenAuth:
     """A token given by the user: used as is, never swapped."""
 
     anonymous = False
+    user_id = None  # the token is the user's: the service says whose in a session reply
 
     def __init__(self, token: str) -> None:
         self._token = Secret(token)
@@ -151,6 +172,11 @@ class AnonymousAuth:
         """The client id in use, once known."""
         return self._current.client_id if self._current else self._client_id
 
+    @property
+    def user_id(self) -> str | None:
+        """The account's ``anon_...`` id from the token reply, once a token is at hand."""
+        return self._current.user_id if self._current else None
+
     def cached_token(self) -> str | None:
         current = self._current
         if current and current.token and current.valid_at(self._clock(), REFRESH_MARGIN):
@@ -214,7 +240,7 @@ class AnonymousAuth:
             return stored.token
         client_id = wanted or (stored.client_id if stored else None) or str(uuid.uuid4())
         try:
-            client_id, token, expires_at = await self._fetch_with_client_id(client_id)
+            client_id, issued = await self._fetch_with_client_id(client_id)
         except RateLimitError:
             # Refreshing early can meet the one-per-7-days limit: the old token still works.
             if stored and stored.token not in self._rejected and stored.valid_at(now):
@@ -223,22 +249,28 @@ class AnonymousAuth:
                 assert stored.token is not None  # valid_at() checked it
                 return stored.token
             raise
-        fresh = StoredCredentials(client_id=client_id, token=token, expires_at=expires_at)
+        token = Secret(issued.token)
+        fresh = StoredCredentials(
+            client_id=client_id,
+            token=token,
+            expires_at=issued.expires_at,
+            user_id=issued.user_id,
+        )
         self._store.save(fresh)
         self._current = fresh
-        logger.debug("stored a new anonymous token (expires at %s)", expires_at)
+        logger.debug("stored a new anonymous token (expires at %s)", issued.expires_at)
         return token
 
-    async def _fetch_with_client_id(self, client_id: str) -> tuple[str, Secret, float | None]:
-        """(client id that got the token, token, expiry)."""
+    async def _fetch_with_client_id(self, client_id: str) -> tuple[str, IssuedToken]:
+        """(client id that got the token, what the service issued)."""
         try:
-            token, expires_at = await self._fetch(client_id)
+            issued = await self._fetch(client_id)
         except MissingClientIdError:
             # The contract: make a (new) client id and retry, once.
             client_id = str(uuid.uuid4())
             logger.debug("service asked for a client id; retrying with a new one")
-            token, expires_at = await self._fetch(client_id)
-        return client_id, Secret(token), expires_at
+            issued = await self._fetch(client_id)
+        return client_id, issued
 
     async def invalidate(self, token: str) -> None:
         rejected = Secret(token)
@@ -250,7 +282,9 @@ class AnonymousAuth:
             async with file_lock(self._store.lock_path):
                 stored = self._store.load()
                 if stored and stored.token == rejected:
-                    self._store.save(StoredCredentials(client_id=stored.client_id))
+                    self._store.save(
+                        StoredCredentials(client_id=stored.client_id, user_id=stored.user_id)
+                    )
 
     async def replacement_rejected(self, token: str) -> str:
         """Stop for good in this client: a token fetched to replace a rejected one failed too.

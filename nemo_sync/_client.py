@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from nemo_sync._api import Api
-from nemo_sync._auth import AnonymousAuth, Auth, StaticTokenAuth, expiry_from
+from nemo_sync._auth import AnonymousAuth, Auth, IssuedToken, StaticTokenAuth, expiry_from
 from nemo_sync._contract import (
     ANONYMOUS_TOKEN_PATH,
     CREATE_SESSION_PATH,
@@ -21,6 +21,7 @@ from nemo_sync._contract import (
     TOKEN_KEYS,
     path_segment,
     session_body,
+    user_id_from,
 )
 from nemo_sync._credentials import CredentialStore
 from nemo_sync._envelope import pick, require_object
@@ -29,7 +30,9 @@ from nemo_sync._models import Credits
 from nemo_sync._render_job import RenderJob
 from nemo_sync._session import Session
 from nemo_sync._settings import (
+    check_language,
     detect_platform,
+    locale_language,
     resolve_base_url,
     resolve_client_id,
     resolve_home,
@@ -191,7 +194,7 @@ class NemoClient:
             )
         return self._transport
 
-    async def _fetch_anonymous_token(self, client_id: str) -> tuple[str, float | None]:
+    async def _fetch_anonymous_token(self, client_id: str) -> IssuedToken:
         endpoint = f"POST {ANONYMOUS_TOKEN_PATH}"
         data = await self._api.request(
             "POST",
@@ -201,7 +204,7 @@ class NemoClient:
         )
         obj = require_object(data, endpoint)
         token = pick(obj, *TOKEN_KEYS, endpoint=endpoint)
-        return token, expiry_from(dict(obj), time.time())
+        return IssuedToken(token, expiry_from(dict(obj), time.time()), user_id_from(obj))
 
     async def credits(self) -> Credits:
         """The credit balance of the account behind the token.
@@ -212,15 +215,21 @@ class NemoClient:
         data = await self._api.request("GET", CREDITS_PATH)
         return Credits.from_data(data, _CREDITS_ENDPOINT)
 
-    async def create_session(self, language: str = "") -> Session:
+    async def create_session(self, language: str | None = None) -> Session:
         """Start a new editing session (it keeps the timeline between chat turns).
 
         Args:
-            language: The reply language the agent should use ("" lets it choose).
+            language: The language the agent should answer in, as an ISO code (``"en"``,
+                ``"zh-CN"``, ``"ja"``, ``"es"``...) [R]. ``None`` (or ``""``): the user's
+                locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``), ``"en"`` when it says none.
 
         Returns:
-            The :class:`Session`, with its ``id`` and ``task_id``.
+            The :class:`Session`, with its ``id``, ``task_id`` and ``user_id``.
+
+        Raises:
+            ConfigurationError: when ``language`` is not an ISO code (nothing is sent).
         """
+        language = check_language(language) if language else locale_language()
         data = await self._api.request("POST", CREATE_SESSION_PATH, json=session_body(language))
         return Session.from_data(self._api, data, f"POST {CREATE_SESSION_PATH}", client=self)
 

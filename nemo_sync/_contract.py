@@ -14,6 +14,7 @@ Where the contract says "guess" (the upload reply), only tolerant *reading* live
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -47,7 +48,11 @@ HEADER_SKILL_PLATFORM: Final = "X-Skill-Platform"
 SKILL_SOURCE: Final = "music-cog-online"
 # The version of the skill whose frontmatter the service checks, not the SDK's version.
 SKILL_VERSION: Final = "1.0.0"
+# The platforms [V] detects from the install path; SKILL_SOURCE may say anything else
+# (the vendor's own tools send claude_code, terminal...) and is sent as given [contract v3].
 PLATFORMS: Final = ("clawhub", "cursor", "unknown")
+UNKNOWN_PLATFORM: Final = "unknown"
+MAX_PLATFORM_LENGTH: Final = 64  # longer, or with control characters, it is sent as "unknown"
 ATTRIBUTION_HEADERS: Final = (HEADER_SKILL_SOURCE, HEADER_SKILL_VERSION, HEADER_SKILL_PLATFORM)
 
 # -- paths ------------------------------------------------------------------------------------
@@ -62,6 +67,29 @@ CREDITS_PATH: Final = "/api/credits/balance/simple"
 RENDER_PATH: Final = "/api/render/proxy/lambda"
 CLAIM_LINK_PATH: Final = "/workspace/claim"
 CLAIM_LINK_QUERY: Final = "ct"
+# An anonymous user keeps their projects by registering through this link [V 1.9][R]:
+# <NEMO_WEB_URL>/register?bind=<user_id>, the anon_... id from the token or session reply.
+REGISTER_LINK_PATH: Final = "/register"
+REGISTER_LINK_QUERY: Final = "bind"
+ANONYMOUS_USER_PREFIX: Final = "anon_"
+
+
+_SAFE_USER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def user_id_from(data: Mapping[str, Any]) -> str | None:
+    """The ``user_id`` of a token or session reply [R], when it is a plain short id.
+
+    It goes into a link (``?bind=``): anything else (a path, a URL, control characters, a
+    huge string) is dropped rather than trusted.
+    """
+    for key in USER_ID_KEYS:
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and _SAFE_USER_ID.fullmatch(value):
+            return value
+    return None
 
 
 def path_segment(value: str, what: str) -> str:
@@ -106,8 +134,8 @@ EXPORT_OUTPUT: Final[Mapping[str, str]] = {"format": "mp4", "quality": "high"}
 RENDER_ID_PREFIX: Final = "render_"
 
 
-def session_body(language: str = "") -> dict[str, Any]:
-    """The create-session body [V]."""
+def session_body(language: str) -> dict[str, Any]:
+    """The create-session body [V]; ``language`` is an ISO code such as ``en`` or ``zh-CN`` [R]."""
     return {"task_name": "project", "language": language}
 
 
@@ -151,6 +179,7 @@ def export_body(render_id: str, session_id: str, draft: Mapping[str, Any]) -> di
 SESSION_ID_KEYS: Final = ("session_id", "sessionId", "id")
 TASK_ID_KEYS: Final = ("task_id", "taskId")
 TOKEN_KEYS: Final = ("token", "access_token")
+USER_ID_KEYS: Final = ("user_id", "userId")  # [R]: in the token and the session replies
 CLAIM_TOKEN_KEYS: Final = ("claim_token", "claimToken")
 # The upload reply is a guess [V]: accept every name the vendor's endpoints use.
 MEDIA_ID_KEYS: Final = ("file_id", "media_id", "id", "asset_id", "fileId", "mediaId", "assetId")

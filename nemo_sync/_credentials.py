@@ -74,11 +74,13 @@ class StoredCredentials:
     client_id: str
     token: Secret | None = None
     expires_at: float | None = None  # Unix time, seconds
+    # The service's id for the account behind the token (anon_... [R]): the registration link.
+    user_id: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"StoredCredentials(client_id={self.client_id!r}, token={self.token!r}, "
-            f"expires_at={self.expires_at!r})"
+            f"expires_at={self.expires_at!r}, user_id={self.user_id!r})"
         )
 
     def valid_at(self, now: float, margin: float = 0.0) -> bool:
@@ -147,10 +149,12 @@ class CredentialStore:
             return None
         token = parsed.get("token")
         expires_at = parsed.get("expires_at")
+        user_id = parsed.get("user_id")
         return StoredCredentials(
             client_id=parsed["client_id"],
             token=Secret(token) if isinstance(token, str) and token else None,
             expires_at=float(expires_at) if isinstance(expires_at, (int, float)) else None,
+            user_id=user_id if isinstance(user_id, str) and user_id else None,
         )
 
     def _read(self) -> bytes | None:
@@ -200,6 +204,7 @@ class CredentialStore:
             "client_id": creds.client_id,
             "token": creds.token.reveal() if creds.token else None,
             "expires_at": creds.expires_at,
+            "user_id": creds.user_id,
         }
         write_private(self.path, json.dumps(body, indent=2).encode("utf-8"))
 

@@ -63,6 +63,23 @@ def _find_bind_url(message: str, data: Any) -> str | None:
     return found.group(0) if found else None
 
 
+def _no_credits_message(bind_url: str | None) -> str:
+    if bind_url:
+        return (
+            "Not enough credits. Register to get more and keep your projects (the anonymous "
+            f"account's work moves with you): {bind_url}"
+        )
+    return "Not enough credits. Top up at nemovideo.com (your account's billing page)."
+
+
+def with_link(error: InsufficientCreditsError, bind_url: str | None) -> None:
+    """Give a 2001 the registration link the client knows (from the account's user id)."""
+    if bind_url:
+        error.bind_url = bind_url
+        error.message = _no_credits_message(bind_url)
+        error.args = (error.message,)
+
+
 def map_error(
     *,
     status: int,
@@ -94,12 +111,7 @@ def map_error(
         )
     if code == CODE_NO_CREDITS:
         bind_url = _find_bind_url(message, data)
-        hint = (
-            f"Register to get more credits: {bind_url}"
-            if bind_url
-            else "Top up credits in your account."
-        )
-        return InsufficientCreditsError(f"Not enough credits. {hint}", bind_url=bind_url, **common)
+        return InsufficientCreditsError(_no_credits_message(bind_url), bind_url=bind_url, **common)
     if code == CODE_UNSUPPORTED_FILE:
         return UnsupportedFileError(
             "The service does not accept this file's format. Supported formats: "

@@ -19,9 +19,12 @@ if TYPE_CHECKING:
     pass
 
 
-def _number(data: Mapping[str, Any], name: str, endpoint: str) -> int | float:
-    value = pick(data, name, endpoint=endpoint, kind=(int, float))
+def _whole(value: int | float) -> int | float:
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _number(data: Mapping[str, Any], name: str, endpoint: str) -> int | float:
+    return _whole(pick(data, name, endpoint=endpoint, kind=(int, float)))
 
 
 @attrs.frozen
@@ -31,7 +34,7 @@ class Credits:
     Attributes:
         available: Credits that can be spent now.
         frozen: Credits held by running jobs (charged or released when they end).
-        total: available + frozen, as the service reports it.
+        total: available + frozen, as the service reports it (computed when it does not).
     """
 
     available: int | float
@@ -42,17 +45,25 @@ class Credits:
     def from_data(cls, data: Any, endpoint: str) -> Credits:
         """Parse the ``data`` of the balance endpoint."""
         if type(data) is dict and "available" in data:
-            # The per-call case: three whole numbers, taken as they are (bool is no int here).
+            # The per-call case: whole numbers, taken as they are (bool is no int here).
             available = data["available"]
-            frozen, total = data.get("frozen", 0), data.get("total", 0)
-            if type(available) is int and type(frozen) is int and type(total) is int:
-                return cls(available, frozen, total)
+            frozen = data.get("frozen", 0)
+            total = data.get("total", None)
+            if type(available) is int and type(frozen) is int:
+                if total is None:
+                    return cls(available, frozen, available + frozen)
+                if type(total) is int:
+                    return cls(available, frozen, total)
         obj = require_object(data, endpoint)
-        return cls(
-            available=_number(obj, "available", endpoint),
-            frozen=_number(obj, "frozen", endpoint) if "frozen" in obj else 0,
-            total=_number(obj, "total", endpoint) if "total" in obj else 0,
+        available = _number(obj, "available", endpoint)
+        frozen = _number(obj, "frozen", endpoint) if obj.get("frozen") is not None else 0
+        # [R]: total = available + frozen; computed when the reply leaves it out.
+        total = (
+            _number(obj, "total", endpoint)
+            if obj.get("total") is not None
+            else _whole(available + frozen)
         )
+        return cls(available=available, frozen=frozen, total=total)
 
 
 def _media_kind(name: str, given: Any) -> str:

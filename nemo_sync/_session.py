@@ -17,7 +17,13 @@ from nemo_sync._chat_turn import (
     StillWorking,
 )
 from nemo_sync._claim_link import claim_link
-from nemo_sync._contract import CLAIM_TOKEN_TTL, SESSION_ID_KEYS, TASK_ID_KEYS, path_segment
+from nemo_sync._contract import (
+    CLAIM_TOKEN_TTL,
+    SESSION_ID_KEYS,
+    TASK_ID_KEYS,
+    path_segment,
+    user_id_from,
+)
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._models import Media
 from nemo_sync._render_job import RenderJob
@@ -43,7 +49,10 @@ class Session:
         id: The session id.
         task_id: The task (project) the session belongs to, when known; browser links
             (:meth:`claim_url`) need it.
-        bind_url: The registration link the service gave with the session, if any.
+        user_id: The service's id for the account (``anon_...`` for an anonymous one) [R],
+            when the reply gave it.
+        bind_url: The registration link of an anonymous account: the one the reply gave,
+            else ``<web_url>/register?bind=<user_id>`` [V 1.9][R]; None for a registered one.
         raw: The reply that created the session (empty when attached by id).
     """
 
@@ -54,6 +63,7 @@ class Session:
         *,
         client: NemoClient,
         task_id: str | None = None,
+        user_id: str | None = None,
         bind_url: str | None = None,
         raw: Mapping[str, Any] | None = None,
     ) -> None:
@@ -61,6 +71,7 @@ class Session:
         self._client = client
         self.id = session_id
         self.task_id = task_id
+        self.user_id = user_id
         self.bind_url = bind_url
         self.raw: Mapping[str, Any] = raw or {}
         self._claim: tuple[str, float] | None = None  # (link, event-loop time it lapses)
@@ -86,13 +97,17 @@ class Session:
         session_id = str(pick(obj, *SESSION_ID_KEYS, endpoint=endpoint, kind=(str, int)))
         path_segment(session_id, "the session id in the reply")
         task_id = next((obj[k] for k in TASK_ID_KEYS if isinstance(obj.get(k), (str, int))), None)
+        user_id = user_id_from(obj)
+        if user_id is not None:
+            api.session_user_id = user_id
         bind_url = obj.get("bind_url") or obj.get("bindUrl")
         return cls(
             api,
             session_id,
             client=client,
             task_id=str(task_id) if task_id is not None else None,
-            bind_url=bind_url if isinstance(bind_url, str) else None,
+            user_id=user_id,
+            bind_url=bind_url if isinstance(bind_url, str) else api.bind_link(),
             raw=dict(obj),
         )
 

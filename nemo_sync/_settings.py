@@ -7,7 +7,11 @@ the vendor's CLI alike; v1's ``NEMO_BASE_URL`` and ``NEMO_PLATFORM`` still work 
 
 from __future__ import annotations
 
+import contextlib
+import locale
+import logging
 import os
+import re
 from pathlib import Path
 
 import platformdirs
@@ -24,9 +28,13 @@ from nemo_sync._contract import (
     ENV_SKILL_SOURCE,
     ENV_SKILL_SOURCE_ALIAS,
     ENV_WEB_URL,
-    PLATFORMS,
+    HEADER_SKILL_PLATFORM,
+    MAX_PLATFORM_LENGTH,
+    UNKNOWN_PLATFORM,
 )
 from nemo_sync.errors import ConfigurationError
+
+logger = logging.getLogger("nemo_sync")
 
 
 def _env(*names: str) -> str | None:
@@ -98,22 +106,91 @@ def resolve_home(given: str | os.PathLike[str] | None) -> Path:
     return Path(platformdirs.user_data_dir("nemo-sync", appauthor=False))
 
 
+_HEADER_SAFE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+def _header_safe(value: str) -> bool:
+    """Whether ``value`` can go into a header as is: visible ASCII, short [contract v3]."""
+    return len(value) <= MAX_PLATFORM_LENGTH and _HEADER_SAFE.fullmatch(value) is not None
+
+
 def detect_platform(given: str | None, install_path: str = __file__) -> str:
     """The X-Skill-Platform value: argument, else SKILL_SOURCE (or NEMO_PLATFORM), else detected.
 
-    Detection follows the vendor [V]: installed under ``~/.clawhub/`` is ``clawhub``, under
-    ``~/.cursor/skills/`` is ``cursor``, anything else ``unknown``.
+    Any value is sent as given: the vendor's own tools send values such as ``claude_code``
+    and ``terminal``, and the service checks that the header is there, not what it says
+    (contract v3). Detection follows the vendor [V]: installed under ``~/.clawhub/`` is
+    ``clawhub``, under ``~/.cursor/skills/`` is ``cursor``, anything else ``unknown``.
+
+    Raises:
+        ConfigurationError: when ``given`` cannot be a header value. The same in the
+            environment never stops a client from starting: it becomes ``unknown``, with a
+            warning in the log.
     """
-    value = given or _env(ENV_SKILL_SOURCE, ENV_SKILL_SOURCE_ALIAS)
-    if value:
-        if value not in PLATFORMS:
+    if given is not None:
+        if not _header_safe(given):
             raise ConfigurationError(
-                f"platform (SKILL_SOURCE) must be one of {', '.join(PLATFORMS)}; got {value!r}"
+                f"platform must be at most {MAX_PLATFORM_LENGTH} visible ASCII characters "
+                f"(it is sent as the {HEADER_SKILL_PLATFORM} header), like 'claude_code'"
             )
-        return value
+        return given
+    value = _env(ENV_SKILL_SOURCE, ENV_SKILL_SOURCE_ALIAS)
+    if value:
+        if _header_safe(value):
+            return value
+        logger.warning(
+            "SKILL_SOURCE cannot be sent as the %s header (control or non-ASCII characters, "
+            "or over %d characters): sending 'unknown' instead",
+            HEADER_SKILL_PLATFORM,
+            MAX_PLATFORM_LENGTH,
+        )
+        return UNKNOWN_PLATFORM
     lowered = install_path.replace("\\", "/").lower()
     if "/.clawhub/" in lowered:
         return "clawhub"
     if "/.cursor/skills/" in lowered:
         return "cursor"
-    return "unknown"
+    return UNKNOWN_PLATFORM
+
+
+# An ISO 639 language with an optional region or script (BCP 47's common subset): en, zh-CN.
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}")
+# Where the region changes the language a reader wants (simplified vs traditional Chinese).
+_REGION_MATTERS = frozenset({"zh", "pt"})
+DEFAULT_LANGUAGE = "en"
+
+
+def check_language(language: str) -> str:
+    """``language`` if it is an ISO code such as ``en`` or ``zh-CN`` [R].
+
+    Raises:
+        ConfigurationError: for anything else, before a request is sent.
+    """
+    if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
+        raise ConfigurationError(
+            f"language must be an ISO code such as 'en', 'zh-CN', 'ja' or 'es'; got {language!r}"
+        )
+    return language
+
+
+def locale_language() -> str:
+    """The user's language as an ISO code [R]: from LC_ALL, LC_MESSAGES, LANG or LANGUAGE
+    (POSIX order), else the process locale, else ``en``. ``zh_CN.UTF-8`` gives ``zh-CN``
+    (the region kept where it changes the script), ``ja_JP`` gives ``ja``; ``C`` gives ``en``.
+    """
+    candidates = [os.environ.get(name, "") for name in ("LC_ALL", "LC_MESSAGES", "LANG")]
+    candidates += os.environ.get("LANGUAGE", "").split(":")[:1]
+    with contextlib.suppress(ValueError):  # an unparsable locale: nothing to learn from it
+        candidates.append(locale.getlocale()[0] or "")
+    for raw in candidates:
+        code = raw.split(".", 1)[0].split("@", 1)[0].strip()
+        if not code or code in ("C", "POSIX"):
+            continue
+        lang, _, region = code.replace("-", "_").partition("_")
+        lang = lang.lower()
+        if not re.fullmatch(r"[a-z]{2,3}", lang):
+            continue
+        if lang in _REGION_MATTERS and re.fullmatch(r"[A-Za-z]{2}", region):
+            return f"{lang}-{region.upper()}"
+        return lang
+    return DEFAULT_LANGUAGE

@@ -17,7 +17,7 @@ from yarl import URL
 
 from nemo_sync._auth import Auth
 from nemo_sync._contract import SKILL_SOURCE, SKILL_VERSION
-from nemo_sync._envelope import parse_reply
+from nemo_sync._envelope import parse_reply, with_link
 from nemo_sync._retry import RetryBudget, sleep
 from nemo_sync._version import __version__
 from nemo_sync.errors import (
@@ -26,6 +26,7 @@ from nemo_sync.errors import (
     APITimeoutError,
     AuthenticationError,
     ClientClosedError,
+    InsufficientCreditsError,
     NemoError,
     ResponseTooLargeError,
 )
@@ -140,6 +141,8 @@ class Transport:
         self.timeout = timeout
         self.max_retries = max_retries
         self.auth: Auth | None = auth
+        # The registration link for a 2001 the reply gave none for (set by the client's Api).
+        self.bind_link: Callable[[], str | None] | None = None
         self._max_connections = max_connections
         self._http: aiohttp.ClientSession | None = None
         self._last_headers: _SentHeaders | None = None
@@ -273,6 +276,10 @@ class Transport:
             async for retry in self._retrying(budget, deadline):
                 with retry:
                     return await attempt(_time_left(deadline, timeout))
+        except InsufficientCreditsError as exc:
+            if exc.bind_url is None and self.bind_link is not None:
+                with_link(exc, self.bind_link())
+            raise
         except AuthenticationError as exc:
             # A 1001 after the one re-auth: the fresh token was rejected too. Without this,
             # every later call would invalidate it and fetch yet another token, forever.

@@ -153,7 +153,7 @@ async def test_create_session_returns_its_id(api: ScriptedServer) -> None:
     assert second.bind_url == "https://x/?bind=abc"
     assert attached == first
     bodies = [json.loads(s.body) for s in api.seen if s.path.endswith("nemo_agent")]
-    assert bodies[0] == {"task_name": "project", "language": ""}
+    assert bodies[0] == {"task_name": "project", "language": "en"}
     assert bodies[1]["language"] == "zh"
     assert api.count("POST", "/api/tasks/me/with-session/nemo_agent") == 3  # session() sent none
 

@@ -151,17 +151,93 @@ async def test_the_v1_names_still_work_alone(
     assert api.seen[1].headers["X-Skill-Platform"] == "clawhub"
 
 
+@pytest.mark.parametrize("value", ["claude_code", "terminal", "my-own-tool"])
+async def test_any_skill_source_is_sent_as_given(
+    api: ScriptedServer, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """[V] SKILL_SOURCE is the X-Skill-Platform value; the vendor's own tools send values such
+    as claude_code and terminal (contract v3): the client starts and sends it unchanged."""
+    monkeypatch.setenv("SKILL_SOURCE", value)
+    api.reply(*CREDITS, lambda: envelope({"available": 1, "frozen": 0, "total": 1}))
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        await nemo.credits()
+    assert api.seen[0].headers["X-Skill-Platform"] == value
+
+
+@pytest.mark.parametrize("value", ["bad\x1bvalue", "x" * 65, "tab\there", "caf\u00e9"])
+async def test_a_skill_source_that_cannot_be_a_header_becomes_unknown_with_a_warning(
+    api: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    value: str,
+) -> None:
+    monkeypatch.setenv("SKILL_SOURCE", value)
+    api.reply(*CREDITS, lambda: envelope({"available": 1, "frozen": 0, "total": 1}))
+    with caplog.at_level("WARNING", logger="nemo_sync"):
+        async with NemoClient(base_url=api.url, token="t") as nemo:
+            await nemo.credits()
+    assert api.seen[0].headers["X-Skill-Platform"] == "unknown"
+    assert any("SKILL_SOURCE" in r.getMessage() for r in caplog.records)
+
+
+def test_a_platform_argument_that_cannot_be_a_header_is_a_configuration_error() -> None:
+    with pytest.raises(nemo_sync.ConfigurationError, match="platform"):
+        NemoClient(base_url="http://127.0.0.1:9", token="t", platform="a\nb")
+
+
 # -- session and browser link [V] ----------------------------------------------------------
 
 
-async def test_create_session_sends_the_vendor_body_and_keeps_both_ids(
+async def test_create_session_sends_the_vendor_body_and_keeps_all_three_ids(
+    api: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[V] the body; [R] the reply: task_id, session_id and user_id."""
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    api.reply(
+        *SESSION, lambda: envelope({"task_id": TID, "session_id": SID, "user_id": "anon_abc123"})
+    )
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        session = await nemo.create_session()
+    assert api.seen[0].body == b'{"task_name": "project", "language": "en"}'
+    assert (session.id, session.task_id, session.user_id) == (SID, TID, "anon_abc123")
+
+
+@pytest.mark.parametrize(
+    ("env", "language"),
+    [
+        ({"LANG": "zh_CN.UTF-8"}, "zh-CN"),
+        ({"LANG": "zh_TW.UTF-8"}, "zh-TW"),
+        ({"LANG": "ja_JP.UTF-8"}, "ja"),
+        ({"LANG": "es_ES@euro"}, "es"),
+        ({"LANG": "fr_FR", "LC_ALL": "de_DE.UTF-8"}, "de"),
+        ({"LANG": "C"}, "en"),
+        ({"LANG": "POSIX"}, "en"),
+        ({}, "en"),
+    ],
+)
+async def test_the_session_language_is_the_users_locale_as_an_iso_code(
+    api: ScriptedServer, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], language: str
+) -> None:
+    """[R]: "language: ISO code matching the user's language (zh-CN, en, ja, es, etc.)"."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    api.reply(*SESSION, lambda: envelope({"task_id": TID, "session_id": SID}))
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        await nemo.create_session()
+    assert body_json(api.seen[0])["language"] == language
+
+
+async def test_the_session_language_can_be_set_and_is_checked_before_sending(
     api: ScriptedServer,
 ) -> None:
     api.reply(*SESSION, lambda: envelope({"task_id": TID, "session_id": SID}))
     async with NemoClient(base_url=api.url, token="t") as nemo:
-        session = await nemo.create_session()
-    assert api.seen[0].body == b'{"task_name": "project", "language": ""}'
-    assert (session.id, session.task_id) == (SID, TID)
+        await nemo.create_session(language="pt-BR")
+        with pytest.raises(nemo_sync.ConfigurationError, match="language"):
+            await nemo.create_session(language="english please")
+    assert [body_json(s)["language"] for s in api.seen] == ["pt-BR"]
 
 
 async def test_claim_url_is_a_web_link_with_a_claim_token_never_the_bearer(
@@ -686,3 +762,133 @@ async def test_a_session_id_with_dot_segments_never_reaches_another_route(
 def test_media_length_is_read_from_either_key(fields: dict[str, Any], ms: int | None) -> None:
     media = nemo_sync.Media.from_data({"file_id": "f", **fields}, "POST /upload")
     assert media.duration_ms == ms
+
+
+# -- 2001 and the registration link [V 1.9][R] (contract v3) --------------------------------
+
+
+def _token_reply(user_id: str | None = "anon_abc123") -> Any:
+    """[R]: {"token": "nmv_usr_...", "user_id": "anon_...", "expires_at", "credits": 100}."""
+    data: dict[str, Any] = {
+        "token": "nmv_usr_xxxxxx",
+        "expires_at": "2099-03-18T00:00:00Z",
+        "credits": 100,
+    }
+    if user_id is not None:
+        data["user_id"] = user_id
+    return lambda: envelope(data)
+
+
+def _no_credits() -> web.Response:
+    return envelope(None, code=2001, message="Insufficient credits")
+
+
+async def test_an_anonymous_users_2001_carries_the_register_bind_link(
+    api: ScriptedServer, tmp_path: Path
+) -> None:
+    api.clear(*TOKEN)
+    api.reply(*TOKEN, _token_reply())
+    api.reply(*CREDITS, _no_credits)
+    async with NemoClient(base_url=api.url, web_url="https://web.example/") as nemo:
+        with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
+            await nemo.credits()
+    link = "https://web.example/register?bind=anon_abc123"
+    assert caught.value.bind_url == link
+    assert link in str(caught.value)
+    assert "nmv_usr_xxxxxx" not in str(caught.value)
+
+
+async def test_the_user_id_is_kept_with_the_credentials_for_the_next_process(
+    api: ScriptedServer,
+) -> None:
+    api.clear(*TOKEN)
+    api.reply(*TOKEN, _token_reply())
+    api.reply(*CREDITS, lambda: envelope({"available": 1, "frozen": 0, "total": 1}), _no_credits)
+    async with NemoClient(base_url=api.url) as nemo:
+        await nemo.credits()
+    async with NemoClient(base_url=api.url) as again:  # a new process: the token is reused
+        with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
+            await again.credits()
+    assert api.count(*TOKEN) == 1
+    assert caught.value.bind_url == "https://nemovideo.com/register?bind=anon_abc123"
+
+
+async def test_the_session_replys_anonymous_user_id_gives_the_link_for_a_given_token(
+    api: ScriptedServer,
+) -> None:
+    """NEMO_TOKEN may hold an anonymous token: the session reply's user_id says so [R]."""
+    api.reply(*SESSION, lambda: envelope({"task_id": TID, "session_id": SID, "user_id": "anon_q"}))
+    api.reply(*CREDITS, _no_credits)
+    async with NemoClient(base_url=api.url, token="nmv_usr_given") as nemo:
+        session = await nemo.create_session()
+        assert session.bind_url == "https://nemovideo.com/register?bind=anon_q"
+        with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
+            await nemo.credits()
+    assert caught.value.bind_url == "https://nemovideo.com/register?bind=anon_q"
+
+
+@pytest.mark.parametrize("user_id", [None, "user_42"])
+async def test_a_registered_users_2001_says_to_top_up(
+    api: ScriptedServer, user_id: str | None
+) -> None:
+    data = {"task_id": TID, "session_id": SID} | ({"user_id": user_id} if user_id else {})
+    api.reply(*SESSION, lambda: envelope(data))
+    api.reply(*CREDITS, _no_credits)
+    async with NemoClient(base_url=api.url, token="nmv_usr_given") as nemo:
+        session = await nemo.create_session()
+        with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
+            await nemo.credits()
+    assert session.bind_url is None
+    assert caught.value.bind_url is None
+    assert "top up" in str(caught.value).lower()
+    assert "nemovideo.com" in str(caught.value)
+
+
+async def test_a_bind_url_the_service_gives_wins_over_the_one_made_from_the_user_id(
+    api: ScriptedServer,
+) -> None:
+    api.clear(*TOKEN)
+    api.reply(*TOKEN, _token_reply())
+    api.reply(*CREDITS, lambda: envelope({"bind_url": "https://x.example/?bind=S"}, code=2001))
+    async with NemoClient(base_url=api.url) as nemo:
+        with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
+            await nemo.credits()
+    assert caught.value.bind_url == "https://x.example/?bind=S"
+
+
+@pytest.mark.parametrize("user_id", ["anon_a/../b?x=1", "anon_" + "x" * 300, "anon_\u202e"])
+async def test_a_hostile_user_id_never_becomes_a_link(api: ScriptedServer, user_id: str) -> None:
+    api.clear(*TOKEN)
+    api.reply(*TOKEN, _token_reply(user_id))
+    api.reply(*CREDITS, _no_credits)
+    async with NemoClient(base_url=api.url) as nemo:
+        with pytest.raises(nemo_sync.InsufficientCreditsError) as caught:
+            await nemo.credits()
+    link = caught.value.bind_url
+    assert link is None or (
+        link.startswith("https://nemovideo.com/register?bind=")
+        and "/../" not in link
+        and "?x=1" not in link
+        and len(link) < 200
+    )
+
+
+# -- credits [V][R] ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"available": 25000, "frozen": 40, "total": 25040}, (25000, 40, 25040)),  # [R]
+        ({"available": 25000, "frozen": 40}, (25000, 40, 25040)),  # total = available + frozen
+        ({"available": 7}, (7, 0, 7)),
+        ({"available": 1.5, "frozen": 1}, (1.5, 1, 2.5)),
+    ],
+)
+async def test_credits_total_is_available_plus_frozen_when_missing(
+    api: ScriptedServer, data: dict[str, Any], expected: tuple[float, float, float]
+) -> None:
+    api.reply(*CREDITS, lambda: envelope(data))
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        credits = await nemo.credits()
+    assert (credits.available, credits.frozen, credits.total) == expected

@@ -15,7 +15,7 @@ async def new_project(raw: Raw, task_name: str = "project") -> tuple[str, str]:
     reply = await raw.call(
         "POST",
         "/api/tasks/me/with-session/nemo_agent",
-        json_body={"task_name": task_name, "language": ""},
+        json_body={"task_name": task_name, "language": "en"},
     )
     return reply.data["task_id"], reply.data["session_id"]
 

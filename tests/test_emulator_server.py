@@ -30,7 +30,7 @@ async def test_unknown_route_and_method_get_the_envelope(raw: Raw) -> None:
 
 async def test_create_session_and_read_its_state(raw: Raw, emu: Emulator) -> None:
     reply = await raw.call(
-        "POST", "/api/tasks/me/with-session/nemo_agent", json_body=session_body()
+        "POST", "/api/tasks/me/with-session/nemo_agent", json_body=session_body("en")
     )
     assert reply.status == 200
     data = reply.data
