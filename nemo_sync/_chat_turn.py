@@ -115,7 +115,8 @@ class ChatTurn:
 
     Made by :meth:`Session.chat`. The message is POSTed once when the turn starts (on entering
     the ``async with`` block, or on the first iteration) and never again: a dropped stream
-    raises :class:`StreamInterruptedError`; then :meth:`recover` follows the service's
+    raises :class:`StreamInterruptedError` (so does a connection lost after the request went
+    out but before any event, on entering the block); then :meth:`recover` follows the service's
     recovery procedure (wait, read the state, compare), and :meth:`reconcile` tells at once
     what the turn changed so far.
 
@@ -375,6 +376,9 @@ class ChatTurn:
                 for event in _events.from_sse(item):
                     self._keep(event)
                     if isinstance(event, _events.HeartbeatEvent):
+                        # Every heartbeat form ends here (a comment, an empty data, an `event:
+                        # heartbeat` block, a {"type": "heartbeat"}): the agent is alive, not
+                        # progressing, so the heartbeats-only timer runs on [V].
                         await self._check_still_working()
                     else:
                         self._last_words = self._last_activity = loop.time()

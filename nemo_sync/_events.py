@@ -1,7 +1,17 @@
-"""Typed chat events, parsed from the ADK events the agent server streams.
+"""Typed chat events, parsed from the events the agent server streams, in either of two forms.
 
-Each SSE ``data:`` is one ADK event (JSON). One ADK event may carry several parts in
-``content.parts``; each part becomes one typed event, in order:
+Each SSE ``data:`` is one event (JSON). The service is a Google ADK server [A], and most of
+this module reads ADK's events; the vendor's API reference [R] documents the same stream in
+a simpler form, read too (see :func:`parse_simple_event`), into the same typed events:
+
+- ``{"type": "text", "content": ...}`` -> :class:`TextEvent` (final: nothing repeats it);
+- ``{"type": "tool_call", "name", "args"}`` -> :class:`ToolCallEvent` (``id`` None);
+- ``{"type": "tool_result", "name", "result"}`` -> :class:`ToolResultEvent` (``id`` None);
+- ``{"type": "heartbeat"}`` -> :class:`HeartbeatEvent`;
+- any other ``type`` -> :class:`UnknownEvent`, kept, never an error.
+
+One ADK event may carry several parts in ``content.parts``; each part becomes one typed
+event, in order:
 
 - ``{"text": ...}`` -> :class:`TextEvent` (``partial`` chunks stream a reply; thoughts and
   empty texts are skipped);
@@ -11,9 +21,10 @@ Each SSE ``data:`` is one ADK event (JSON). One ADK event may carry several part
 
 A non-empty ``actions.stateDelta`` adds a :class:`StateDeltaEvent` after the parts' events
 (ADK puts an empty ``stateDelta`` on every event; that is no change and gives nothing).
-``turnComplete`` adds a :class:`TurnCompleteEvent`; a comment line or an empty ``data:``
-is a :class:`HeartbeatEvent`. Keys may come camelCase or snake_case. Every typed event keeps
-the whole ADK event it came from in ``raw`` (``invocationId``, ``timestamp``, ...; left out
+``turnComplete`` adds a :class:`TurnCompleteEvent`; a comment line, an empty ``data:`` or
+an ``event: heartbeat`` block (all three :class:`~nemo_sync._sse.SSEHeartbeat`) is a
+:class:`HeartbeatEvent`. Keys may come camelCase or snake_case. Every typed event keeps
+the whole event it came from in ``raw`` (``invocationId``, ``timestamp``, ...; left out
 of ``==`` and ``repr``), so nothing the server sends is lost.
 
 Errors raise :class:`~nemo_sync.errors.AgentError`: an event with an ``errorCode`` (how an
@@ -96,7 +107,9 @@ class ToolResultEvent:
 
 @attrs.frozen
 class HeartbeatEvent:
-    """The backend is still working (a comment line or an empty ``data:``)."""
+    """The backend is still working: a comment line, an empty ``data:``, an ``event:
+    heartbeat`` block or a ``{"type": "heartbeat"}`` event. It shows the agent is alive, not
+    that it made progress."""
 
 
 @attrs.frozen
@@ -283,12 +296,54 @@ def _part(part: Any, raw: _Raw, partial: bool, author: str | None) -> ChatEvent 
     return UnknownEvent(dict(part))
 
 
+def _is_simple(raw: _Raw) -> bool:
+    # ADK's Event has no ``type`` field, and its ``content`` is an object [A]; [R]'s events
+    # have a ``type`` (and a text's ``content`` is a string). Should ADK ever add a ``type``,
+    # an event with ADK's content is still read as ADK's, so no reply is lost.
+    return isinstance(raw.get("type"), str) and not isinstance(raw.get("content"), Mapping)
+
+
+def parse_simple_event(raw: _Raw) -> list[ChatEvent]:
+    """The typed event in one event of the API reference's simple form [R].
+
+    ``{"type": "text", "content"}``, ``{"type": "tool_call", "name", "args"}``,
+    ``{"type": "tool_result", "name", "result"}``, ``{"type": "heartbeat"}``. There is no
+    ``done`` event: the end of the stream is the end of the turn. The form has no call ids
+    (an ``id``, should one come, is kept); a text event is never a partial chunk, as nothing
+    repeats it. Any other ``type`` is kept as an :class:`UnknownEvent`.
+
+    Args:
+        raw: The decoded JSON object.
+
+    Returns:
+        One typed event, or none for an empty text.
+    """
+    kind = raw.get("type")
+    if kind == "text":
+        text = raw.get("content")
+        if isinstance(text, str):
+            return [TextEvent(text, raw=raw)] if text else []
+    elif kind == "tool_call":
+        args = raw.get("args")
+        name = _opt_str(raw.get("name")) or ""
+        args = args if isinstance(args, Mapping) else {}
+        return [ToolCallEvent(_opt_str(raw.get("id")), name, args, raw=raw)]
+    elif kind == "tool_result":
+        name = _opt_str(raw.get("name")) or ""
+        return [ToolResultEvent(_opt_str(raw.get("id")), name, raw.get("result"), raw=raw)]
+    elif kind == "heartbeat":
+        return [HeartbeatEvent()]
+    return [UnknownEvent(dict(raw))]
+
+
 def parse_adk_event(raw: Any) -> list[ChatEvent]:
-    """The typed events in one ADK event (an SSE ``data:`` decoded from JSON).
+    """The typed events in one event (an SSE ``data:`` decoded from JSON).
 
     An event with a non-empty ``actions.stateDelta`` gives a :class:`StateDeltaEvent`; one
     with only other ``actions`` (an empty delta, an artifact delta) gives no typed event: it
     is the agent's bookkeeping. One with nothing recognisable gives an :class:`UnknownEvent`.
+    An event in the API reference's simple form (a string ``type``, which ADK's events never
+    have) is read by :func:`parse_simple_event`, after the same error checks.
 
     Args:
         raw: The decoded JSON.
@@ -304,6 +359,8 @@ def parse_adk_event(raw: Any) -> list[ChatEvent]:
     if not isinstance(raw, Mapping):
         return [UnknownEvent(raw)]
     _raise_for_error(raw)
+    if _is_simple(raw):
+        return parse_simple_event(raw)
     partial = raw.get("partial") is True
     author = _opt_str(raw.get("author"))
     content = raw.get("content")
@@ -331,8 +388,8 @@ def from_sse(item: ServerSentEvent | SSEHeartbeat) -> list[ChatEvent]:
         item: What :class:`~nemo_sync._sse.SSEDecoder` produced.
 
     Returns:
-        ``[HeartbeatEvent()]`` for a heartbeat; the parsed ADK event otherwise, or an
-        :class:`UnknownEvent` holding the data when it is not JSON.
+        ``[HeartbeatEvent()]`` for a heartbeat; the parsed event otherwise (ADK's form or the
+        simple one), or an :class:`UnknownEvent` holding the data when it is not JSON.
 
     Raises:
         AgentError: for ``event: error``, an ADK event with an ``errorCode``, or ADK's

@@ -211,23 +211,32 @@ class Session:
             idle_timeout: See :meth:`chat`.
             recover: When the stream drops, follow the service's recovery procedure
                 (:meth:`ChatTurn.recover`: about 5 minutes at most) instead of raising at
-                once. The message is never sent again either way.
+                once. That includes a connection lost after the request went out but before
+                any event came: the message may be in progress at the service. A request
+                that never left (a refused connection) is not recovered: its error is
+                raised. The message is never sent again either way.
 
         Raises:
             StreamInterruptedError: the stream dropped and recovery saw no change (or
                 ``recover=False``).
+            APIConnectionError: the request never reached the service (``request_sent``
+                is False).
             AgentError: the agent reported an error.
             APITimeoutError: the turn ran past ``timeout`` or ``idle_timeout``.
         """
-        async with self.chat(
+        turn = self.chat(
             text, on_still_working=on_still_working, timeout=timeout, idle_timeout=idle_timeout
-        ) as turn:
-            try:
+        )
+        try:
+            # Opening the stream is inside the try: a connection lost after the POST went
+            # out raises StreamInterruptedError there too (ChatTurn tells it from a refused
+            # connection, which it raises as it is).
+            async with turn:
                 return await turn.result()
-            except StreamInterruptedError:
-                if not recover:
-                    raise
-                logger.info("the chat stream dropped; recovering from the session state")
+        except StreamInterruptedError:
+            if not recover:
+                raise
+            logger.info("the chat stream dropped; recovering from the session state")
         return await turn.recover()
 
     async def upload(

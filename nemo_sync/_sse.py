@@ -8,10 +8,13 @@ message that means editing the timeline twice and paying twice. This decoder nev
 reconnects and has no way to: ``retry`` is parsed and reported, never obeyed, and the last
 event id is kept only so callers can see it.
 
-This API says "still working" with comment lines (``: ping``) and empty ``data:`` blocks, so
-both come out as :class:`SSEHeartbeat`. That is the one departure from the spec, which
-ignores comments and would dispatch the empty block as a message with empty data. (A block
-that names its ``event`` type is always dispatched, even with empty data.)
+This API says "still working" with comment lines (``: ping``), empty ``data:`` blocks and
+blocks of type ``heartbeat`` (``event: heartbeat``, whatever their data, even none), so all
+three come out as :class:`SSEHeartbeat`. Those are the departures from the spec, which
+ignores comments, would dispatch the empty block as a message with empty data, and a
+heartbeat block with data as an event of that type. (Any other block that names its
+``event`` type is dispatched, even with empty data.) A ``{"type": "heartbeat"}`` event is
+JSON, so it is ``nemo_sync._events``' to recognise, not the decoder's.
 
 How it stays fast: a chunk is searched for its *last* line end only (``rfind``, in C); the
 bytes before it are whole lines, decoded in one go and split in one go. The bytes after it
@@ -54,9 +57,14 @@ class ServerSentEvent:
     retry: int | None = None
 
 
+HEARTBEAT_TYPE = "heartbeat"
+"""The ``event`` type of a block that only says the server is alive."""
+
+
 @attrs.frozen
 class SSEHeartbeat:
-    """A comment line, or a block with empty data and no ``event`` type: the server is alive.
+    """A comment line, a block with empty data and no ``event`` type, or a block of type
+    ``heartbeat`` (whatever its data): the server is alive.
 
     Attributes:
         comment: The comment's text (one leading space removed); empty for ``data:``.
@@ -237,7 +245,13 @@ class SSEDecoder:
                 data.append(value)
             elif not line:
                 size = 0
-                if data:
+                if self._event == HEARTBEAT_TYPE:
+                    # A keep-alive whatever its data says, and even with none (the spec would
+                    # dispatch nothing then): it must reach the chat turn as one.
+                    out.append(SSEHeartbeat())
+                    if data:
+                        data = self._data = []
+                elif data:
                     value = data[0] if len(data) == 1 else "\n".join(data)
                     if value or self._event:
                         event = self._event or "message"

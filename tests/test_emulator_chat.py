@@ -1,4 +1,5 @@
-"""Emulator: chat turns over SSE in the ADK event format, silent turns, heartbeats, credits."""
+"""Emulator: chat turns over SSE (ADK's events, or the reference's simple ones), silent turns,
+heartbeats, credits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import re
 
 import pytest
 
+from nemo_sync import NemoClient
 from nemo_sync.emulator import Emulator, FaultSet
 from tests.emulator_raw import Raw, raw_client
 
 TITLE = 'add the title "Urban Dreams" for 2 seconds'
+# A minimal ISO-BMFF header: enough for the SDK's upload checks (the emulator never decodes it).
+CLIP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(2048)
 
 pytestmark = pytest.mark.nemo_emulator(silent_ratio=0.0)
 
@@ -124,7 +128,8 @@ async def test_edit_turns_cost_a_credit_and_2001_without(raw: Raw, emu: Emulator
     emu.set_credits(raw.token or "", available=0)
     reply = await raw.call("POST", "/run_sse", json_body=raw.chat_body(session_id, "make it 1:1"))
     assert (reply.status, reply.code) == (200, 2001)
-    assert reply.data["bind_url"].startswith(f"{emu.url}/bind?bind=")
+    # What a client builds <web>/register?bind=<user_id> from [R].
+    assert reply.data == {"user_id": emu.account(raw.token or "").id}
     # Talking costs nothing.
     assert (await raw.chat(session_id, "hello")).texts
 
@@ -219,3 +224,58 @@ def test_agent_crash_true_has_a_default_message() -> None:
     fault = FaultSet().add("POST /run_sse", agent_crash=True)
     assert fault.agent_crash == "the agent crashed (injected fault)"
     assert FaultSet().add("GET /x", omit_output_url=True).omit_output_url
+
+
+# ---- the reference's simple events [R] (Emulator(chat_events="simple")) -------------------
+
+
+@pytest.mark.nemo_emulator(chat_events="simple", chat_latency=0.03, heartbeat_interval=0.01)
+async def test_simple_chat_events_on_the_wire(raw: Raw) -> None:
+    """[R]: ``{"type": "text", "content"}``, ``tool_call`` with name and args, ``tool_result``
+    with name and result, ``{"type": "heartbeat"}``; no ADK keys and no done event."""
+    session_id = await session_with_clip(raw)
+    stream = await raw.chat(session_id, TITLE)
+    assert stream.error is None
+    assert stream.comments == stream.empty_data == 0  # heartbeats are events here
+    assert stream.raw.startswith('data: {"type":"heartbeat"}\n\n')
+    kinds = [e["type"] for e in stream.events]
+    assert kinds[0] == "heartbeat"
+    assert set(kinds) == {"heartbeat", "tool_call", "tool_result", "text"}
+    assert kinds[-1] == "text"  # the stream just ends: no done, no turnComplete
+    work = [e for e in stream.events if e["type"] != "heartbeat"]
+    calls = [e for e in work if e["type"] == "tool_call"]
+    results = [e for e in work if e["type"] == "tool_result"]
+    assert [set(e) for e in calls] == [{"type", "name", "args"}] * 2
+    assert [set(e) for e in results] == [{"type", "name", "result"}] * 2
+    assert [c["name"] for c in calls] == [r["name"] for r in results] == ["add_clips", "add_title"]
+    assert calls[1]["args"] == {"text": "Urban Dreams", "duration_ms": 2000}
+    texts = [e["content"] for e in work if e["type"] == "text"]
+    assert len(texts) >= 2  # streamed in pieces that join to the reply
+    assert "Urban Dreams" in "".join(texts)
+    assert all(set(e) == {"type", "content"} for e in work if e["type"] == "text")
+    assert (await raw.state(session_id)).data["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param("adk", marks=pytest.mark.nemo_emulator(chat_events="adk")),
+        pytest.param("simple", marks=pytest.mark.nemo_emulator(chat_events="simple")),
+    ],
+)
+async def test_a_whole_turn_through_the_sdk_in_either_form(
+    nemo_client: NemoClient, nemo_emulator: Emulator, form: str
+) -> None:
+    """[A][R]: the SDK reads both forms to the same result: the reply, the tool calls, the
+    changes."""
+    assert nemo_emulator.config.chat_events == form
+    session = await nemo_client.create_session()
+    await session.upload(CLIP, filename="city.mp4")
+    result = await session.send(TITLE)
+    assert not result.silent
+    assert not result.recovered
+    assert "Urban Dreams" in result.text
+    assert [c.name for c in result.tool_calls] == ["add_clips", "add_title"]
+    assert [c.kind for c in result.changes] == ["track_added", "track_added"]
+    assert any("Urban Dreams" in c.sentence for c in result.changes)
+    assert nemo_emulator.sessions[session.id].draft == result.draft_after.to_wire()

@@ -305,6 +305,65 @@ def test_from_sse() -> None:
     )
 
 
+# ---- the reference's simple form [R] ------------------------------------------------------
+
+
+def test_the_simple_form_gives_the_same_typed_events_as_adk() -> None:
+    """[R]: ``{"type": "text" | "tool_call" | "tool_result" | "heartbeat", ...}``."""
+    text = {"type": "text", "content": "I'll generate your video now..."}
+    call = {"type": "tool_call", "name": "generate_video_with_seedance", "args": {"s": 5}}
+    result = {"type": "tool_result", "name": "generate_video_with_seedance", "result": {"ok": 1}}
+    assert parse_adk_event(text) == [TextEvent("I'll generate your video now...")]
+    assert parse_adk_event(call) == [ToolCallEvent(None, "generate_video_with_seedance", {"s": 5})]
+    assert parse_adk_event(result) == [
+        ToolResultEvent(None, "generate_video_with_seedance", {"ok": 1})
+    ]
+    assert parse_adk_event({"type": "heartbeat"}) == [HeartbeatEvent()]
+    [event] = parse_adk_event(text)
+    assert isinstance(event, TextEvent)
+    assert event.raw is text  # the event as sent, as for ADK's
+
+
+def test_simple_events_read_through_from_sse() -> None:
+    assert from_sse(ServerSentEvent('{"type":"text","content":"Done."}')) == [TextEvent("Done.")]
+    assert from_sse(ServerSentEvent('{"type": "heartbeat"}')) == [HeartbeatEvent()]
+
+
+def test_odd_simple_fields_are_made_safe() -> None:
+    assert parse_adk_event({"type": "tool_call"}) == [ToolCallEvent(None, "", {})]
+    assert parse_adk_event({"type": "tool_call", "name": 3, "args": [1], "id": "c9"}) == [
+        ToolCallEvent("c9", "", {})  # an id, should one come, still pairs call and result
+    ]
+    assert parse_adk_event({"type": "tool_result", "name": "x"}) == [
+        ToolResultEvent(None, "x", None)
+    ]
+    assert parse_adk_event({"type": "text", "content": ""}) == []  # nothing to say
+    # Text that is not a string is not words: kept, never shown, never a crash.
+    assert parse_adk_event({"type": "text", "content": ["a"]}) == [
+        UnknownEvent({"type": "text", "content": ["a"]})
+    ]
+    assert parse_adk_event({"type": "heartbeat", "at": 12}) == [HeartbeatEvent()]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "done"},  # [R] has no done event; one would be new, not the end of the turn
+        {"type": "progress", "percent": 40},
+        {"type": "error", "content": "?"},  # undocumented: kept, the turn goes on
+        {"type": 7},
+        {"type": None, "x": 1},
+    ],
+)
+def test_unknown_simple_types_are_kept_as_unknown_events(raw: dict[str, Any]) -> None:
+    assert parse_adk_event(raw) == [UnknownEvent(raw)]
+
+
+def test_an_error_in_a_simple_event_still_fails_the_turn() -> None:
+    with pytest.raises(AgentError, match="The agent crashed: boom"):
+        parse_adk_event({"type": "text", "content": "half", "error": "boom"})
+
+
 def test_an_error_event_raises() -> None:
     with pytest.raises(AgentError, match="boom"):
         from_sse(ServerSentEvent("boom", event="error"))

@@ -39,7 +39,8 @@ def both(data: bytes) -> list[SSEItem]:
 
 def reference(stream: bytes) -> list[SSEItem]:
     """The WHATWG algorithm read literally (whole stream at once, line by line), plus this
-    API's heartbeats: comments, and empty data with no event type."""
+    API's heartbeats: comments, empty data with no event type, and any block whose event type
+    is ``heartbeat``, with or without data."""
     text = stream.decode("utf-8", "replace")
     text = text.removeprefix("\ufeff")
     lines = re.split(r"\r\n|\r|\n", text)
@@ -48,7 +49,9 @@ def reference(stream: bytes) -> list[SSEItem]:
     buffer, event, last_id, retry = "", "", None, None
     for line in lines:
         if line == "":
-            if buffer:
+            if event == "heartbeat":
+                out.append(SSEHeartbeat())
+            elif buffer:
                 buffer = buffer.removesuffix("\n")
                 if buffer or event:
                     out.append(ServerSentEvent(buffer, event or "message", last_id, retry))
@@ -183,6 +186,33 @@ def test_an_empty_event_that_names_its_type_is_dispatched() -> None:
     assert both(b"event: done\ndata:\n\n") == [ServerSentEvent("", "done")]
 
 
+# [R][V]: the reference's keep-alive is an `event: heartbeat` frame; it is a heartbeat whatever
+# its data says, and even with no data line (which the spec would not dispatch at all).
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"event: heartbeat\n\n",
+        b"event: heartbeat\ndata:\n\n",
+        b"event: heartbeat\ndata: {}\n\n",
+        b'event: heartbeat\ndata: {"type": "text", "content": "not words"}\n\n',
+        b"event:heartbeat\r\ndata: a\r\ndata: b\r\n\r\n",
+        b"data: x\nevent: heartbeat\n\n",  # the type may come after the data
+    ],
+)
+def test_a_block_named_heartbeat_is_a_heartbeat_whatever_its_data(block: bytes) -> None:
+    assert both(block + b"data: next\n\n") == [SSEHeartbeat(), ServerSentEvent("next")]
+
+
+def test_only_the_name_heartbeat_makes_a_heartbeat_and_only_for_its_block() -> None:
+    data = b"event: Heartbeat\ndata: a\n\nevent: heartbeats\ndata: b\n\nevent: heartbeat\n\n"
+    assert both(data + b"data: c\n\n") == [
+        ServerSentEvent("a", "Heartbeat"),  # event types are case-sensitive
+        ServerSentEvent("b", "heartbeats"),
+        SSEHeartbeat(),
+        ServerSentEvent("c"),
+    ]
+
+
 def test_a_comment_inside_an_event_does_not_end_it() -> None:
     assert both(b"data: a\n: ping\ndata: b\n\n") == [SSEHeartbeat("ping"), ServerSentEvent("a\nb")]
 
@@ -238,6 +268,7 @@ fragments = st.sampled_from(
         b"data:",
         b"data: ",
         b"event: ",
+        b"event: heartbeat",
         b"id: ",
         b"retry: ",
         b":",

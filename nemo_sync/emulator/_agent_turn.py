@@ -1,4 +1,9 @@
-"""One chat turn over SSE, in the ADK event format: tool calls, streamed text, heartbeats.
+"""One chat turn over SSE: tool calls, streamed text, heartbeats.
+
+The events are ADK's [A] by default, or the API reference's simple ones [R] with
+``Config.chat_events == "simple"``. Errors take ADK's shapes in both forms: the reference
+documents no error event, and ADK's API server writes its crash frame whatever the agent's
+events look like.
 
 A turn runs to the end on the server even when the client leaves or a fault cuts the stream:
 the state endpoint then shows the edit, which is how clients reconcile a dropped stream.
@@ -183,6 +188,7 @@ async def run_turn(
             cut_after=fault.sse_cut_after if fault else None,
             drop=bool(fault and fault.drop),
             heartbeat_interval=config.heartbeat_interval,
+            form=config.chat_events,
         )
         events = _Events(clock)
         await writer.heartbeat()  # the stream is open: the agent is thinking
@@ -222,37 +228,71 @@ async def run_turn(
             # Drawn here, in the transaction: the session's generator is part of its state.
             reply = _reply_text(session, result, intent.chinese, config)
             changes.mark(session, account, *([music] if music is not None else []))
-        for index, call in enumerate(result.calls):
-            call_id = f"adk-{uuid.uuid4()}"
-            await writer.event(
-                events.make(
-                    [{"functionCall": {"id": call_id, "name": call.name, "args": call.args}}]
-                )
+        if config.chat_events == "simple":
+            await _stream_simple(writer, result, reply=reply, chinese=intent.chinese)
+        else:
+            await _stream_adk(
+                writer, events, result, delta=delta, reply=reply, chinese=intent.chinese
             )
-            last = index == len(result.calls) - 1
-            await writer.event(
-                events.make(
-                    [
-                        {
-                            "functionResponse": {
-                                "id": call_id,
-                                "name": call.name,
-                                "response": call.response,
-                            }
-                        }
-                    ],
-                    role="user",
-                    state_delta=delta if last else None,
-                )
-            )
-        if reply is not None:
-            for piece in _chunks(reply, intent.chinese):
-                await writer.event(events.make([{"text": piece}], partial=True))
-            await writer.event(events.make([{"text": reply}], partial=False))
-            await writer.event(events.make(turnComplete=True))
-        # A silent turn just ends: no text, no turnComplete (the client checks the state).
         await _finish(writer, response)
         return response
+
+
+async def _stream_adk(
+    writer: SseWriter,
+    events: _Events,
+    result: EditResult,
+    *,
+    delta: dict[str, Any],
+    reply: str | None,
+    chinese: bool,
+) -> None:
+    """The turn's work as ADK events [A]: each call then its response, paired by id (the last
+    response carries the state delta); the reply in partial chunks, then whole, then
+    ``turnComplete``. A silent turn just ends: no text, no ``turnComplete`` (the client
+    checks the state)."""
+    for index, call in enumerate(result.calls):
+        call_id = f"adk-{uuid.uuid4()}"
+        await writer.event(
+            events.make([{"functionCall": {"id": call_id, "name": call.name, "args": call.args}}])
+        )
+        last = index == len(result.calls) - 1
+        await writer.event(
+            events.make(
+                [
+                    {
+                        "functionResponse": {
+                            "id": call_id,
+                            "name": call.name,
+                            "response": call.response,
+                        }
+                    }
+                ],
+                role="user",
+                state_delta=delta if last else None,
+            )
+        )
+    if reply is not None:
+        for piece in _chunks(reply, chinese):
+            await writer.event(events.make([{"text": piece}], partial=True))
+        await writer.event(events.make([{"text": reply}], partial=False))
+        await writer.event(events.make(turnComplete=True))
+
+
+async def _stream_simple(
+    writer: SseWriter, result: EditResult, *, reply: str | None, chinese: bool
+) -> None:
+    """The turn's work as the API reference's simple events [R]: ``tool_call`` (name, args)
+    then ``tool_result`` (name, result), with no ids; the reply as ``text`` events whose
+    contents join to it (the reference does not say whether text comes whole or in pieces,
+    so pieces, the harder case for a client); no done event: the end of the stream ends the
+    turn."""
+    for call in result.calls:
+        await writer.event({"type": "tool_call", "name": call.name, "args": call.args})
+        await writer.event({"type": "tool_result", "name": call.name, "result": call.response})
+    if reply is not None:
+        for piece in _chunks(reply, chinese):
+            await writer.event({"type": "text", "content": piece})
 
 
 def _reply_text(

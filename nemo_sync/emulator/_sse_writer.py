@@ -10,11 +10,16 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from nemo_sync.emulator._config import ChatEvents
+
 T = TypeVar("T")
+
+# The API reference's keep-alive [R], compact as its examples print it.
+_SIMPLE_HEARTBEAT = b'data: {"type":"heartbeat"}\n\n'
 
 
 class SseWriter:
-    """Writes ADK events as ``data:`` lines; after a disconnect or a cut, writes nothing more.
+    """Writes events as ``data:`` lines; after a disconnect or a cut, writes nothing more.
 
     Args:
         request: The request being answered.
@@ -22,6 +27,8 @@ class SseWriter:
         cut_after: Close the connection abruptly after this many events (a fault).
         drop: Close the connection in the middle of the first event (a fault).
         heartbeat_interval: Seconds between heartbeats while waiting.
+        form: The stream's form, which decides what a heartbeat looks like: ``"adk"`` or
+            ``"simple"`` (the API reference's events).
     """
 
     def __init__(
@@ -32,12 +39,14 @@ class SseWriter:
         cut_after: int | None = None,
         drop: bool = False,
         heartbeat_interval: float = 0.2,
+        form: ChatEvents = "adk",
     ) -> None:
         self._request = request
         self._response = response
         self._cut_after = cut_after
         self._drop = drop
         self._interval = heartbeat_interval
+        self._form = form
         self._beats = 0
         self.events_sent = 0
         self.open = True
@@ -84,9 +93,14 @@ class SseWriter:
         self.events_sent += 1
 
     async def heartbeat(self) -> None:
-        """A keep-alive: a comment line, or an empty ``data:`` line (the backend sends both)."""
+        """A keep-alive (the cut faults do not count it): in ADK's stream a comment line or an
+        empty ``data:`` line, in turn (the backend sends both); in the simple form
+        ``{"type":"heartbeat"}`` [R]."""
         self._beats += 1
-        await self._write(b": ping\n\n" if self._beats % 2 else b"data: \n\n")
+        if self._form == "simple":
+            await self._write(_SIMPLE_HEARTBEAT)
+        else:
+            await self._write(b": ping\n\n" if self._beats % 2 else b"data: \n\n")
 
     async def keep_alive(self, work: Awaitable[T], *, at_least: float = 0.0) -> T:
         """Await ``work`` (and at least ``at_least`` seconds), sending heartbeats meanwhile."""
