@@ -1,9 +1,9 @@
 """The machine's anonymous client id, in the file the vendor's own tools share [V].
 
 ``~/.config/nemovideo/client_id`` holds a UUID and nothing else (no secret). The vendor's
-skill, the vendor's CLI and this SDK all read it, and the first to need one writes it, so a
-machine is one client: the service allows one anonymous token per client per 7 days and ten
-per IP, and a second identity per tool would burn that quota.
+skill and this SDK both read it, and the first to need one writes it, so a machine is one
+client: the service allows one anonymous token per client per 7 days and ten per IP [V], and
+a second identity per tool would burn that quota.
 """
 
 from __future__ import annotations

@@ -2,20 +2,22 @@
 
 Pure data and small pure builders, no I/O. The SDK, the CLI, the emulator and the local engine
 all import from here, so a fact about the remote API has exactly one copy. Every fact comes
-from ``API-CONTRACT.md`` v2, which names its sources:
+from ``API-CONTRACT.md`` v3, which names its sources:
 
 - [V] the vendor's skill, ``nemovideo/nemovideo_skills`` SKILL.md 1.9;
-- [T] the vendor's TypeScript CLI, ``nemovideo/nemovideo-tools`` ``src/core/render.ts``;
+- [R] the vendor's API reference for the same API, ``references/api-reference.md`` in that
+  repository's history (commit 7fe0b89): full request and reply examples;
 - [S] the seed skill (identity headers);
 - [A] Google ADK 2.13 (the chat endpoint is an ADK API server).
 
-Where the contract says "guess" (the upload reply), only tolerant *reading* lives here.
+The vendor's TypeScript CLI (``nemovideo/nemovideo-tools``) talks to another backend of
+theirs and is not a source. Where [V] and [R] disagree, both forms are read; where the
+contract says "guess", only tolerant *reading* lives here.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
@@ -117,13 +119,18 @@ def state_path(session_id: str) -> str:
 
 
 def render_status_path(render_id: str) -> str:
-    """``GET``: poll a render job [V][T]."""
+    """``GET``: poll a render job [V][R]."""
     return f"{RENDER_PATH}/{path_segment(render_id, 'render_id')}"
 
 
 def render_download_path(render_id: str) -> str:
     """``GET`` on the API host, with the token: the download fallback [V]."""
     return f"/api/render/proxy/{path_segment(render_id, 'render_id')}/download"
+
+
+def render_cancel_path(render_id: str) -> str:
+    """``POST``, no body: cancel a render job [R]."""
+    return f"{render_status_path(render_id)}/cancel"
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -159,13 +166,8 @@ def url_upload_body(urls: list[str]) -> dict[str, Any]:
     return {"urls": list(urls), "source_type": URL_SOURCE_TYPE}
 
 
-def new_render_id(now: float | None = None) -> str:
-    """A fresh ``render_<unix ms>`` id [V][T]; a retried submission gets a new one."""
-    return f"{RENDER_ID_PREFIX}{int((time.time() if now is None else now) * 1000)}"
-
-
 def export_body(render_id: str, session_id: str, draft: Mapping[str, Any]) -> dict[str, Any]:
-    """The export body [V][T]. ``sessionId`` is camelCase: the API's one exception."""
+    """The export body [V][R]. ``sessionId`` is camelCase: the API's one exception."""
     return {
         "id": render_id,
         "sessionId": session_id,
@@ -181,10 +183,13 @@ TASK_ID_KEYS: Final = ("task_id", "taskId")
 TOKEN_KEYS: Final = ("token", "access_token")
 USER_ID_KEYS: Final = ("user_id", "userId")  # [R]: in the token and the session replies
 CLAIM_TOKEN_KEYS: Final = ("claim_token", "claimToken")
-# The upload reply is a guess [V]: accept every name the vendor's endpoints use.
+# The upload reply [R]: files[] of {filename, file_type, cdn_url, duration (s), width, height,
+# fps, hash}, with NO id. An id is kept when some reply has one, under any of these names.
 MEDIA_ID_KEYS: Final = ("file_id", "media_id", "id", "asset_id", "fileId", "mediaId", "assetId")
-MEDIA_URL_KEYS: Final = ("url", "asset_url", "assetUrl")
+MEDIA_URL_KEYS: Final = ("cdn_url", "cdnUrl", "url", "asset_url", "assetUrl")
 MEDIA_NAME_KEYS: Final = ("filename", "name", "file_name", "fileName")
+MEDIA_KIND_KEYS: Final = ("file_type", "fileType", "kind", "type")
+MEDIA_LIST_KEYS: Final = ("files", "media", "items")  # where a reply lists its media
 RENDER_ID_KEYS: Final = ("render_id", "renderId", "id")
 
 # -- formats and limits [V] -------------------------------------------------------------------
@@ -254,8 +259,8 @@ CODE_SESSION_NOT_FOUND: Final = 1002
 CODE_NO_CREDITS: Final = 2001
 CODE_UNSUPPORTED_FILE: Final = 4001
 CODE_FILE_TOO_LARGE: Final = 4002
-# 1001 and the vendor gateway's codes for a rejected token: all handled as 1001.
-TOKEN_REJECTED_CODES: Final = frozenset({1001, 1010, 1011})
+# A rejected token [V][R]. (v2 added 1010 and 1011 from another backend's CLI: not this API's.)
+TOKEN_REJECTED_CODES: Final = frozenset({1001})
 STATUS_MISSING_CLIENT_ID: Final = 400
 STATUS_TOKEN_REJECTED: Final = 401
 STATUS_EXPORT_BLOCKED: Final = 402
@@ -265,14 +270,26 @@ RATE_LIMIT_DEFAULT_WAIT: Final = 30.0  # seconds, when a 429 has no Retry-After
 ANONYMOUS_TOKEN_TTL: Final = 7 * 24 * 3600.0
 CLAIM_TOKEN_TTL: Final = 7 * 24 * 3600.0  # expires_in when the reply does not say
 
-# -- render jobs [V][T] -----------------------------------------------------------------------
+# -- render jobs [V][R] -----------------------------------------------------------------------
 
 RENDER_PENDING: Final = "pending"
 RENDER_PROCESSING: Final = "processing"
 RENDER_COMPLETED: Final = "completed"
 RENDER_FAILED: Final = "failed"
-RENDER_STATUSES: Final = (RENDER_PENDING, RENDER_PROCESSING, RENDER_COMPLETED, RENDER_FAILED)
-RENDER_DONE: Final = frozenset({RENDER_COMPLETED, RENDER_FAILED})
+# [R] has a cancel endpoint but names no status for a cancelled job (its list stops at
+# completed / failed): "cancelled" is the emulator's word, and the SDK reads the US spelling
+# as the same status.
+RENDER_CANCELLED: Final = "cancelled"
+RENDER_STATUS_ALIASES: Final[Mapping[str, str]] = {"canceled": RENDER_CANCELLED}
+RENDER_STATUSES: Final = (
+    RENDER_PENDING, RENDER_PROCESSING, RENDER_COMPLETED, RENDER_FAILED, RENDER_CANCELLED,
+)  # fmt: skip
+RENDER_DONE: Final = frozenset({RENDER_COMPLETED, RENDER_FAILED, RENDER_CANCELLED})
+# Where a poll reply puts the video: [R] ``outputUrl``, [V] ``output.url``; the rest are
+# older spellings read as fallbacks.
+RENDER_URL_KEYS: Final = ("outputUrl", "output_url", "download_url", "downloadUrl", "url")
+RENDER_CREATED_KEYS: Final = ("createdAt", "created_at")  # [R]: unix ms
+RENDER_COMPLETED_KEYS: Final = ("completedAt", "completed_at")  # [R]: unix ms
 RENDER_POLL_INTERVAL: Final = 30.0
 RENDER_VENDOR_MAX_POLLS: Final = 10
 # The download fallback is used when output.url is missing or answers one of these.

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from nemo_sync._atomic import write_private
+from nemo_sync._contract import RENDER_DONE
 from nemo_sync._filelock import file_lock
 
 logger = logging.getLogger("nemo_sync")
@@ -34,7 +35,10 @@ class JobRecord:
         id: The render id (the server's, once it answered).
         session_id: The session it renders.
         created_at: When it was started (Unix time).
-        status: The last status seen (``submitting`` until the service confirmed the job).
+        status: The last status seen (``submitting`` until the service confirmed the job;
+            ``submitted`` when the request may have arrived but no answer came; ``failed``
+            for a submission the service refused; ``cancelled`` after
+            :meth:`RenderJob.cancel`).
         progress: The last progress seen, 0-100.
         download_url: Where the output is, once completed.
         output_path: Where it was downloaded to, if it was.
@@ -52,7 +56,8 @@ class JobRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("completed", "failed")
+        """The job is over: completed, failed or cancelled (none of them changes again)."""
+        return self.status in RENDER_DONE
 
 
 class JobStore:

@@ -1,8 +1,8 @@
 """Where settings come from: argument, then environment (the vendor's names first), then default.
 
 The environment names are the vendor's [V] (``NEMO_API_URL``, ``NEMO_WEB_URL``,
-``NEMO_CLIENT_ID``, ``SKILL_SOURCE``), so one shell configures the SDK, the vendor's skill and
-the vendor's CLI alike; v1's ``NEMO_BASE_URL`` and ``NEMO_PLATFORM`` still work as aliases.
+``NEMO_CLIENT_ID``, ``SKILL_SOURCE``), so one shell configures the SDK and the vendor's skill
+alike; v1's ``NEMO_BASE_URL`` and ``NEMO_PLATFORM`` still work as aliases.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import attrs
 
-from nemo_sync._contract import MAX_UPLOAD_BYTES, upload_path, url_upload_body
+from nemo_sync._contract import MAX_UPLOAD_BYTES, MEDIA_LIST_KEYS, upload_path, url_upload_body
 from nemo_sync._formats import SNIFF_BYTES, check_format, extension_of
 from nemo_sync._models import Media
 from nemo_sync._upload_body import (
@@ -290,15 +290,15 @@ async def prepare(item: UploadFile) -> Prepared:
 def media_from_reply(data: Any, endpoint: str) -> list[Media]:
     """The media an upload reply describes.
 
-    The contract leaves this reply open [V], so every shape the vendor's endpoints use is
-    read: a media object, a list of them, or an object holding them under ``files`` or
-    ``media`` (one or a list); the id under ``file_id``, ``media_id``, ``id`` or ``asset_id``.
+    The reference's reply is ``{"files": [...], "session_state_applied": true}`` with no ids
+    [R]; other shapes are read too: a media object, a list of them, or an object holding them
+    under ``files``, ``media`` or ``items`` (one or a list), an id under any of its names.
 
     Raises:
         APIResponseError: when the reply holds no media.
     """
     if isinstance(data, Mapping):
-        for key in ("files", "media", "items"):
+        for key in MEDIA_LIST_KEYS:
             if isinstance(data.get(key), (Mapping, list)):
                 data = data[key]
                 break
@@ -346,7 +346,15 @@ async def send(
         if failure is None:
             raise
         raise failure from exc
-    return media_from_reply(data, endpoint)[0]
+    return _the_one_sent(media_from_reply(data, endpoint), prepared)
+
+
+def _the_one_sent(media: list[Media], prepared: Prepared) -> Media:
+    """The item of a reply that describes the file sent: the one with its name, else the
+    first (a reply may list more, as one request may carry several files [R]). The
+    reference's reply has no size [R]: the bytes sent are it."""
+    found = next((m for m in media if m.name == prepared.name), media[0])
+    return found if found.size else attrs.evolve(found, size=prepared.size)
 
 
 async def upload(

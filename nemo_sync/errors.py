@@ -29,6 +29,7 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
     ├── NothingToExportError          the timeline has no track with segments (nothing sent)
     ├── RenderError
     │   ├── RenderFailedError           the render job failed server-side
+    │   ├── RenderCancelledError        the render job was cancelled (RenderJob.cancel())
     │   └── RenderTimeoutError          wait() ran out of time (the job goes on)
     └── DownloadError                 a download was incomplete or refused (carries .status)
 
@@ -60,6 +61,7 @@ __all__ = [
     "NemoError",
     "NothingToExportError",
     "RateLimitError",
+    "RenderCancelledError",
     "RenderError",
     "RenderFailedError",
     "RenderTimeoutError",
@@ -266,6 +268,12 @@ class RenderFailedError(RenderError):
     def __init__(self, message: str, *, job_id: str, reason: str) -> None:
         super().__init__(message, job_id=job_id)
         self.reason = reason
+
+
+class RenderCancelledError(RenderError):
+    """The render job was cancelled (by :meth:`RenderJob.cancel`, another process, or the
+    service), so it will never have a video. Not a :class:`RenderFailedError`: nothing went
+    wrong with the render, someone stopped it."""
 
 
 class RenderTimeoutError(RenderError):

@@ -47,8 +47,8 @@ class Reply:
 
     @property
     def payload(self) -> Any:
-        """``data`` of an enveloped reply, else the body as is (the vendor CLI's rule [T])."""
-        if isinstance(self.body, dict) and "code" in self.body:
+        """``data`` of an enveloped reply (``code`` [V] or ``success`` [R]), else the body."""
+        if isinstance(self.body, dict) and ("code" in self.body or "success" in self.body):
             return self.body.get("data")
         return self.body
 

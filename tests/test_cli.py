@@ -156,3 +156,50 @@ async def test_emulator_command_serves_the_api_with_the_emulator_options(tmp_pat
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def test_jobs_cancel_stops_a_render_and_wait_then_says_cancelled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[R]: ``POST /api/render/proxy/lambda/{render_id}/cancel``. In process, against an
+    emulator on a thread, so it stays fast."""
+    import asyncio
+
+    from nemo_sync import NemoClient
+    from nemo_sync.cli import main
+    from nemo_sync.emulator import Emulator
+    from tests.test_emulator_render import GatedBackend
+    from tests.test_render_reference import exported
+
+    home = tmp_path / "h"
+    gated = GatedBackend()
+    with Emulator(render_backend=gated, render_seconds=0.01).run_in_thread() as handle:
+
+        async def start() -> str:
+            async with NemoClient(base_url=handle.url, home=home) as nemo:
+                return (await exported(nemo)).id
+
+        job_id = asyncio.run(start())
+        assert gated.started.wait(30)
+        cli = ["--base-url", handle.url, "--home", str(home)]
+
+        assert main([*cli, "--json", "jobs", "cancel", job_id]) == 0
+        assert json.loads(capsys.readouterr().out) == {"job_id": job_id, "status": "cancelled"}
+        assert gated.stopped.is_set()
+        assert not gated.gate.is_set()
+        assert main([*cli, "jobs", "cancel", job_id]) == 0  # again: nothing changes
+        assert f"Cancelled render {job_id}" in capsys.readouterr().out
+
+        assert main([*cli, "--json", "jobs", "list"]) == 0
+        [record] = json.loads(capsys.readouterr().out)
+        assert (record["id"], record["status"]) == (job_id, "cancelled")
+        # Waiting for a cancelled job ends at once, with one line and exit 1.
+        assert main([*cli, "jobs", "wait", job_id]) == 1
+        err = capsys.readouterr().err
+        assert f"render {job_id} was cancelled" in err
+        assert "Traceback" not in err
+
+        assert main([*cli, "jobs", "cancel", "render_404"]) == 1
+        assert "render job not found: render_404" in capsys.readouterr().err
+        assert main([*cli, "jobs", "cancel"]) == 2  # no id: a usage error
+        assert "`jobs cancel` needs a job id" in capsys.readouterr().err

@@ -3,6 +3,7 @@ line (no traceback) for an error unless -v."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -13,6 +14,7 @@ from nemo_sync.cli import _basic, main
 from nemo_sync.cli._context import Context
 from nemo_sync.cli._output import Output, terminal_safe
 from nemo_sync.errors import APIResponseError
+from tests.scripted import ScriptedServer, envelope
 
 # ESC (clear screen), BEL, NUL, CR, DEL, CSI as one C1 byte, a backspace: all terminal controls.
 HOSTILE = "clip\x1b[2J\x07\x00\x0d\x7f\x9b31m\x08"
@@ -152,3 +154,26 @@ def test_a_huge_unexpected_message_is_cut(
     err = capsys.readouterr().err
     assert len(err) < 1_000
     assert "second line" not in err
+
+
+async def test_an_anonymous_users_2001_prints_the_registration_link(
+    api: ScriptedServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[V 1.9][R]: an anonymous user out of credits is shown <web>/register?bind=<user_id>."""
+    api.clear("POST", "/api/auth/anonymous-token")
+    api.reply(
+        "POST",
+        "/api/auth/anonymous-token",
+        lambda: envelope({"token": "nmv_usr_x", "user_id": "anon_abc123", "credits": 100}),
+    )
+    api.reply(
+        "GET",
+        "/api/credits/balance/simple",
+        lambda: envelope(None, code=2001, message="Insufficient credits"),
+    )
+    monkeypatch.setenv("NEMO_API_URL", api.url)
+    monkeypatch.setenv("NEMO_WEB_URL", "https://web.example")
+    assert await asyncio.to_thread(main, ["credits"]) == 1
+    err = capsys.readouterr().err
+    assert "https://web.example/register?bind=anon_abc123" in err
+    assert "nmv_usr_x" not in err

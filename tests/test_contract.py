@@ -1,15 +1,18 @@
-"""Contract v2, at the byte level: every request shape the SDK sends, every reply shape it reads.
+"""Contract v3, at the byte level: every request shape the SDK sends, every reply shape it reads.
 
-Each case cites its source in ``API-CONTRACT.md`` v2: [V] the vendor's skill (SKILL.md 1.9),
-[T] the vendor's CLI (``src/core/render.ts``), [S] the seed skill, [A] Google ADK 2.13. The
-server here is :class:`tests.scripted.ScriptedServer`: it sends exactly the bytes a case
-scripts and records exactly the bytes the SDK sent.
+Each case cites its source in ``API-CONTRACT.md`` v3: [V] the vendor's skill (SKILL.md 1.9),
+[R] the vendor's API reference (``references/api-reference.md``, commit 7fe0b89), [S] the seed
+skill, [A] Google ADK 2.13. The server here is :class:`tests.scripted.ScriptedServer`: it sends
+exactly the bytes a case scripts and records exactly the bytes the SDK sent. The last part runs
+the whole workflow on the emulator in both reply styles (reference and skill).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ from aiohttp import web
 
 import nemo_sync
 from nemo_sync import NemoClient
+from nemo_sync.emulator import Emulator
+from tests.render_doubles import BytesRenderBackend
 from tests.scripted import ScriptedServer, envelope, raw
 
 SID = "s-1"
@@ -40,6 +45,16 @@ DRAFT = {
     "m": {"aspect": "9:16", "unknown_meta": [1, 2]},
     "canvas_extra": True,
 }
+
+
+def _wav(seconds: float, rate: int = 8000) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
 
 
 def bare(obj: Any, status: int = 200) -> web.Response:
@@ -469,11 +484,94 @@ async def test_every_upload_reply_shape_is_read(
     assert [m.id for m in media] == ids
 
 
-async def test_an_upload_reply_without_an_id_names_the_endpoint(api: ScriptedServer) -> None:
-    api.reply(*UPLOAD, lambda: envelope({"filename": "c.mp4"}))
+# [R] (and the SKILL.md of commit 79e38a5): the upload reply has no id.
+REFERENCE_UPLOAD = {
+    "files": [
+        {
+            "filename": "video.mp4",
+            "file_type": "video",
+            "cdn_url": "https://cdn.example.com/videos/xxx/video.mp4",
+            "duration": 30.5,
+            "width": 1920,
+            "height": 1080,
+            "fps": 30,
+            "hash": "abc123",
+        }
+    ],
+    "session_state_applied": True,
+}
+
+
+async def test_the_reference_upload_reply_without_an_id_is_a_success(
+    api: ScriptedServer, tmp_path: Path
+) -> None:
+    """[R]: files[] with filename, file_type, cdn_url, duration (s), width, height, fps, hash."""
+    clip = tmp_path / "video.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    api.reply(*UPLOAD, lambda: envelope(REFERENCE_UPLOAD))
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        media = await nemo.session(SID).upload(clip)
+    assert media.id is None
+    assert media.name == "video.mp4"
+    assert media.kind == "video"
+    assert media.url == "https://cdn.example.com/videos/xxx/video.mp4"
+    assert media.key == media.url  # what a draft segment refers to it by
+    assert media.duration_ms == 30500
+    assert (media.width, media.height, media.fps, media.hash) == (1920, 1080, 30, "abc123")
+    assert media.raw["hash"] == "abc123"
+    assert api.count(*UPLOAD) == 1  # read as a success: nothing invites a second upload
+
+
+async def test_several_files_in_one_reference_reply_are_matched_to_the_upload(
+    api: ScriptedServer, tmp_path: Path
+) -> None:
+    """[R] allows several files per request: the one named like the upload is ours."""
+    clip = tmp_path / "b.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    files = [
+        {"filename": "a.mp4", "file_type": "video", "cdn_url": "https://cdn.example/a.mp4"},
+        {"filename": "b.mp4", "file_type": "video", "cdn_url": "https://cdn.example/b.mp4"},
+    ]
+    api.reply(*UPLOAD, lambda: envelope({"files": files, "session_state_applied": True}))
+    async with NemoClient(base_url=api.url, token="t") as nemo:
+        media = await nemo.session(SID).upload(clip)
+    assert media.url == "https://cdn.example/b.mp4"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"files": []},
+        {"files": [{"size": 3}]},  # nothing that names the media
+        {"session_state_applied": True},
+        [],
+    ],
+)
+async def test_an_upload_reply_that_names_no_media_is_a_typed_error(
+    api: ScriptedServer, reply: Any
+) -> None:
+    api.reply(*UPLOAD, lambda: envelope(reply))
     async with NemoClient(base_url=api.url, token="t") as nemo:
         with pytest.raises(nemo_sync.APIResponseError, match="POST /api/upload-video"):
             await nemo.session(SID).upload_urls(["https://cdn.example/a.mp4"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"file_type": "audio", "duration": "x"}, ("audio", None, None, None)),
+        ({"width": -5, "height": 10**9, "fps": float("inf")}, ("video", None, None, None)),
+        ({"width": True, "height": 720.0, "fps": 29.97}, ("video", None, 720, 29.97)),
+        ({"fileType": "image", "width": 640}, ("image", 640, None, None)),
+    ],
+)
+def test_media_facts_from_the_network_are_checked(
+    fields: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    media = nemo_sync.Media.from_data(
+        {"filename": "v.mp4", "cdn_url": "https://cdn.example/v.mp4", **fields}, "POST /upload"
+    )
+    assert (media.kind, media.width, media.height, media.fps) == expected
 
 
 # -- state [V] -----------------------------------------------------------------------------
@@ -511,7 +609,7 @@ async def test_a_state_whose_draft_is_not_an_object_names_the_endpoint(
             await nemo.session(SID).state()
 
 
-# -- export, poll, download [V][T] ---------------------------------------------------------
+# -- export, poll, download [V][R] ---------------------------------------------------------
 
 
 async def test_export_sends_the_vendor_body_with_the_service_draft_unchanged(
@@ -532,7 +630,7 @@ async def test_export_sends_the_vendor_body_with_the_service_draft_unchanged(
 
 
 async def test_export_falls_back_to_the_id_it_sent(api: ScriptedServer) -> None:
-    """[T]: ``result.render_id ?? renderId``."""
+    """[R]: the id is ``data.id``, else ``render_id``, else the ``id`` sent."""
     api.reply(*STATE, state_reply)
     api.reply(*RENDER, lambda: envelope({"status": "pending"}))
     async with NemoClient(base_url=api.url, token="t") as nemo:
@@ -588,14 +686,6 @@ async def test_a_string_detail_reaches_the_message(api: ScriptedServer) -> None:
     api.reply(*CREDITS, lambda: bare({"detail": "Not authenticated"}, status=403))
     async with NemoClient(base_url=api.url, token="t") as nemo:
         with pytest.raises(nemo_sync.APIError, match="Not authenticated"):
-            await nemo.credits()
-
-
-@pytest.mark.parametrize("code", [1010, 1011])
-async def test_the_gateway_token_codes_are_auth_errors(api: ScriptedServer, code: int) -> None:
-    api.reply(*CREDITS, lambda: envelope(None, code=code, message="token rejected", status=200))
-    async with NemoClient(base_url=api.url, token="user-token") as nemo:
-        with pytest.raises(nemo_sync.AuthenticationError):
             await nemo.credits()
 
 
@@ -892,3 +982,75 @@ async def test_credits_total_is_available_plus_frozen_when_missing(
     async with NemoClient(base_url=api.url, token="t") as nemo:
         credits = await nemo.credits()
     assert (credits.available, credits.frozen, credits.total) == expected
+
+
+# -- the whole workflow on the emulator, in both reply styles [R][V] --------------------------
+
+STYLES = [
+    pytest.param("reference", "adk", id="reference+adk"),
+    pytest.param("reference", "simple", id="reference+simple-events"),
+    pytest.param("skill", "adk", id="skill+adk"),
+]
+
+
+@pytest.mark.parametrize(("style", "events"), STYLES)
+async def test_upload_chat_state_export_wait_download_in_each_style(
+    tmp_path: Path, style: str, events: str
+) -> None:
+    """The reference's shapes (files[] without ids, success/data renders with outputUrl) and
+    SKILL.md's (ids, a bare status with output.url): one user's code works on both."""
+    backend = BytesRenderBackend()
+    music, clip = tmp_path / "song.wav", tmp_path / "clip.mp4"
+    music.write_bytes(_wav(2.0))
+    clip.write_bytes(MP4)
+    async with (
+        Emulator(
+            reply_style=style,  # type: ignore[arg-type]
+            chat_events=events,  # type: ignore[arg-type]
+            render_backend=backend,
+            render_seconds=0.01,
+            silent_ratio=0.0,
+            cdn_host="localhost",
+        ) as emu,
+        NemoClient(base_url=emu.url, home=tmp_path / "home") as nemo,
+    ):
+        session = await nemo.create_session()
+        assert (session.user_id or "").startswith("anon_")
+        song, video = await session.upload_many([music, clip], concurrency=2)
+        assert (song.kind, video.kind) == ("audio", "video")
+        assert (song.id is None) == (style == "reference")
+        assert song.url is not None
+        assert song.duration_ms == 2000
+        reply = await session.send("sync the background music to my video")
+        assert reply.text
+        state = await session.state()
+        assert {m.url for m in state.media} == {song.url, video.url}  # in arrival order
+        assert state.exportable
+        job = await session.export()
+        result = await job.wait(poll_interval=0.01)
+        assert result.ok
+        assert result.download_url is not None
+        assert result.download_url.startswith(emu.cdn_url)
+        path = await job.download(tmp_path / "out.mp4")
+    assert path.read_bytes() == backend.payload
+    downloads = [r for r in emu.requests if r.host.startswith("localhost")]
+    assert downloads
+    assert not any(r.has_token for r in downloads)
+
+
+@pytest.mark.parametrize("style", ["reference", "skill"])
+async def test_a_draft_built_from_uploads_without_ids_renders(tmp_path: Path, style: str) -> None:
+    """A client-built draft names media by what the reply gave: the id, else the cdn_url [R]."""
+    backend = BytesRenderBackend()
+    async with (
+        Emulator(reply_style=style, render_backend=backend, render_seconds=0.01) as emu,  # type: ignore[arg-type]
+        NemoClient(base_url=emu.url, home=tmp_path / "home") as nemo,
+    ):
+        session = await nemo.create_session()
+        clip = await session.upload(MP4, filename="clip.mp4")
+        draft = nemo_sync.Draft()
+        draft.add_video(clip, 0, 2)
+        job = await session.export(draft)
+        assert (await job.wait(poll_interval=0.01)).ok
+    [call] = backend.calls
+    assert list(call["media"]) == [clip.key]

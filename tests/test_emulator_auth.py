@@ -16,12 +16,25 @@ async def test_anonymous_token_has_100_credits_and_7_days(
     )
     assert reply.status == 200
     assert reply.code == 0
-    assert reply.data["token"]
-    assert reply.data["expires_in"] == 7 * 86400
+    # [R]: {"token": "nmv_usr_...", "user_id": "anon_...", "expires_at", "credits": 100}
+    assert set(reply.data) == {"token", "user_id", "expires_at", "credits"}
+    assert reply.data["token"].startswith("nmv_usr_")
+    assert reply.data["user_id"].startswith("anon_")
+    assert reply.data["credits"] == 100
     assert reply.data["expires_at"].endswith("Z")
+    assert emu.account("c-1").id == reply.data["user_id"]
     raw_anonymous.token = reply.data["token"]
     assert await raw_anonymous.credits() == {"available": 100, "frozen": 0, "total": 100}
     assert emu.account("c-1").client_id == "c-1"
+
+
+async def test_the_skill_style_token_reply_also_says_when_it_expires() -> None:
+    async with Emulator(reply_style="skill") as emu, raw_client(emu) as raw:
+        reply = await raw.call(
+            "POST", "/api/auth/anonymous-token", headers={"X-Client-Id": "c-1"}, auth=False
+        )
+    assert reply.data["expires_in"] == 7 * 86400
+    assert reply.data["token"].startswith("nmv_usr_")
 
 
 async def test_missing_client_id_is_http_400(raw_anonymous: Raw) -> None:

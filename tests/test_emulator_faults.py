@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from nemo_sync.emulator import Emulator, FaultSet
-from tests.emulator_raw import Raw
+from tests.emulator_raw import Raw, raw_client
 
 CREDITS = "/api/credits/balance/simple"
 
@@ -120,7 +120,16 @@ async def test_forced_codes_use_their_usual_status(raw: Raw, emu: Emulator) -> N
 async def test_forced_2001_carries_the_registration_link(raw: Raw, emu: Emulator) -> None:
     emu.faults.add(f"GET {CREDITS}", code=2001)
     reply = await raw.call("GET", CREDITS)
-    assert reply.data["bind_url"].startswith(f"{emu.url}/bind?bind=")
+    assert reply.data == {"user_id": emu.account(raw.token or "").id}
+    async with Emulator(reply_style="skill") as skill, raw_client(skill) as raw_skill:
+        await raw_skill.login()
+        skill.faults.add(f"GET {CREDITS}", code=2001)
+        reply = await raw_skill.call("GET", CREDITS)
+        user_id = skill.account(raw_skill.token or "").id
+        assert reply.data == {
+            "user_id": user_id,
+            "bind_url": f"{skill.url}/register?bind={user_id}",
+        }
 
 
 async def test_forced_errors_apply_before_auth(raw: Raw, emu: Emulator) -> None:

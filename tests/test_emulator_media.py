@@ -8,6 +8,7 @@ import struct
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from nemo_sync.emulator._media import (
     TooLarge,
     _mp4_duration_ms,
     kind_of,
-    probe_duration_ms,
+    probe_file,
     store_stream,
 )
 
@@ -53,6 +54,10 @@ def test_kind_of(name: str, kind: str | None) -> None:
     assert kind_of(name) == kind
 
 
+def _facts(probed: Any) -> tuple[int | None, bool]:
+    return probed.duration_ms, probed.estimated
+
+
 def test_mp4_duration_from_mvhd(tmp_path: Path) -> None:
     v0 = tmp_path / "v0.mp4"
     v0.write_bytes(
@@ -62,17 +67,17 @@ def test_mp4_duration_from_mvhd(tmp_path: Path) -> None:
     v1 = tmp_path / "v1.mov"
     v1.write_bytes(box(b"ftyp", b"qt  ") + box(b"moov", box(b"udta", b"") + mvhd(1, 1000, 4321)))
     assert _mp4_duration_ms(v1) == 4321
-    assert probe_duration_ms(v1, "video") == (4321, False)
+    assert _facts(probe_file(v1, "video")) == (4321, False)
 
 
 def test_probe_falls_back_to_an_estimate(tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00\x00\x00\x01junk")
-    assert probe_duration_ms(junk, "video") == (_media.ASSUMED_DURATION_MS, True)
+    assert _facts(probe_file(junk, "video")) == (_media.ASSUMED_DURATION_MS, True)
     song = tmp_path / "song.mp3"
     song.write_bytes(b"ID3" + b"\x00" * 50)
-    assert probe_duration_ms(song, "audio") == (10_000, True)
-    assert probe_duration_ms(tmp_path / "x.png", "image") == (None, False)
+    assert _facts(probe_file(song, "audio")) == (10_000, True)
+    assert _facts(probe_file(tmp_path / "x.png", "image")) == (None, False)
 
 
 def test_wav_duration(tmp_path: Path) -> None:
@@ -84,7 +89,7 @@ def test_wav_duration(tmp_path: Path) -> None:
         w.writeframes(b"\x00" * 4 * 44100 * 3)
     path = tmp_path / "a.wav"
     path.write_bytes(buffer.getvalue())
-    assert probe_duration_ms(path, "audio") == (3000, False)
+    assert _facts(probe_file(path, "audio")) == (3000, False)
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:

@@ -1,9 +1,16 @@
-"""Emulator: render jobs, credits held and settled, export checks, CDN downloads."""
+"""Emulator: render jobs, credits held and settled, export checks, CDN downloads, cancel.
+
+Most tests here read SKILL.md 1.9's shapes [V] (``reply_style="skill"``: a bare poll with
+``output.url``); the ones named ``reference`` read the API reference's [R], the default.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,8 +18,9 @@ import pytest
 
 from nemo_sync._contract import export_body
 from nemo_sync.emulator import NO_RENDERER, Emulator, RenderBackend
+from nemo_sync.emulator._config import ReplyStyle
 from nemo_sync.emulator._render_worker import NOTHING_TO_EXPORT
-from tests.emulator_raw import ATTRIBUTION, Raw, raw_client
+from tests.emulator_raw import ATTRIBUTION, Raw, Reply, raw_client
 from tests.render_doubles import BytesRenderBackend
 
 
@@ -23,7 +31,9 @@ def backend() -> BytesRenderBackend:
 
 @pytest.fixture
 async def emu(backend: BytesRenderBackend) -> AsyncIterator[Emulator]:
-    async with Emulator(render_backend=backend, render_seconds=0.05, silent_ratio=0) as emulator:
+    async with Emulator(
+        render_backend=backend, render_seconds=0.05, silent_ratio=0, reply_style="skill"
+    ) as emulator:
         yield emulator
 
 
@@ -94,7 +104,12 @@ async def test_a_render_goes_through_its_states_for_free(
 
 async def test_the_status_can_come_enveloped(backend: BytesRenderBackend) -> None:
     async with (
-        Emulator(render_backend=backend, render_seconds=0.01, render_status_enveloped=True) as emu,
+        Emulator(
+            render_backend=backend,
+            render_seconds=0.01,
+            reply_style="skill",
+            render_status_enveloped=True,
+        ) as emu,
         raw_client(emu) as raw,
     ):
         await raw.login()
@@ -119,7 +134,10 @@ async def test_an_export_needs_no_credits(raw: Raw, emu: Emulator) -> None:
 
 
 async def test_without_a_renderer_the_job_fails_and_says_what_to_install(raw: Raw) -> None:
-    async with Emulator(render_backend=None, render_seconds=0.01) as emu, raw_client(emu) as cli:
+    async with (
+        Emulator(render_backend=None, render_seconds=0.01, reply_style="skill") as emu,
+        raw_client(emu) as cli,
+    ):
         await cli.login()
         session_id = await edited_session(cli)
         assert emu.render_backend is None
@@ -201,15 +219,16 @@ async def test_missing_attribution_headers_block_export_with_402(raw: Raw, emu: 
         )
         assert reply.status == 402, missing
         assert missing in reply.message
-    wrong = {**ATTRIBUTION, "X-Skill-Platform": "vscode", "Authorization": f"Bearer {raw.token}"}
-    reply = await raw.call("POST", "/api/render/proxy/lambda", json_body=body, raw_headers=wrong)
-    assert reply.status == 402
     # Other routes do not check them (as the service does not).
     credits = await raw.call(
         "GET", "/api/credits/balance/simple", raw_headers={"Authorization": f"Bearer {raw.token}"}
     )
     assert credits.status == 200
     assert not emu.renders
+    # Another skill's platform is no reason to refuse: only missing headers are (contract v3).
+    other = {**ATTRIBUTION, "X-Skill-Platform": "vscode", "Authorization": f"Bearer {raw.token}"}
+    reply = await raw.call("POST", "/api/render/proxy/lambda", json_body=body, raw_headers=other)
+    assert reply.status == 200, reply.body
 
 
 async def test_plan_blocks_anonymous_export(backend: BytesRenderBackend) -> None:
@@ -388,7 +407,9 @@ async def test_fault_output_url_fails(raw: Raw, emu: Emulator, status: int) -> N
 
 
 async def test_downloads_on_a_cdn_host(backend: BytesRenderBackend) -> None:
-    async with Emulator(render_backend=backend, render_seconds=0.01, cdn_host="localhost") as emu:
+    async with Emulator(
+        render_backend=backend, render_seconds=0.01, cdn_host="localhost", reply_style="skill"
+    ) as emu:
         assert emu.cdn_url == f"http://localhost:{emu.port}"
         async with raw_client(emu) as raw:
             await raw.login()
@@ -412,3 +433,248 @@ async def test_drop_fault_on_a_download(raw: Raw, emu: Emulator) -> None:
             async for chunk in resp.content.iter_any():
                 received += chunk
     assert 0 < len(received) < int(resp.headers["Content-Length"])
+
+
+# -- [R]: the default reply style, and cancel --------------------------------------------------
+
+
+class GatedBackend:
+    """TEST DOUBLE: a render that runs until the test opens its gate, or it is cancelled.
+
+    It reports progress while it waits (which is where a cancelled job stops it) and writes a
+    partial file first; ``started`` and ``stopped`` tell the test where it is, no timing.
+    """
+
+    name = "gated-test-double"
+
+    def __init__(self, payload: bytes = b"gated-video" * 100) -> None:
+        self.payload = payload
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+
+    def render(
+        self,
+        draft: dict[str, Any],
+        media: Mapping[str, Path],
+        out: Path,
+        *,
+        width: int,
+        height: int,
+        on_progress: Callable[[float], None],
+    ) -> None:
+        self.started.set()
+        try:
+            out.write_bytes(b"partial")
+            while not self.gate.wait(0.01):
+                on_progress(0.3)
+            out.write_bytes(self.payload)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        finally:
+            self.stopped.set()
+
+
+async def until(event: threading.Event) -> None:
+    """Wait for a render thread's event without blocking the loop (30 s: a hung test fails)."""
+    assert await asyncio.to_thread(event.wait, 30)
+
+
+def data_of(reply: Reply) -> Any:
+    """[R]'s ``{"success": true, "data": ...}``, checked."""
+    assert reply.status == 200, reply.body
+    assert reply.body["success"] is True, reply.body
+    return reply.body["data"]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.fixture
+async def ref(backend: BytesRenderBackend) -> AsyncIterator[Emulator]:
+    """The emulator as it starts by default: [R]'s shapes."""
+    async with Emulator(render_backend=backend, render_seconds=0.05, silent_ratio=0) as emulator:
+        assert emulator.config.reply_style == "reference"
+        yield emulator
+
+
+async def test_reference_submit_and_poll_shapes(ref: Emulator, backend: BytesRenderBackend) -> None:
+    """[R]: submit -> ``data: {id, status: pending, progress}``; poll -> ``data: {id, status,
+    progress, outputUrl, createdAt, completedAt}``, "status and outputUrl inside data"."""
+    async with raw_client(ref) as raw:
+        await raw.login()
+        session_id = await edited_session(raw)
+        submitted = await raw.render(session_id, render_id="render_1773423613616")
+        assert submitted.body == {
+            "success": True,
+            "data": {"id": "render_1773423613616", "status": "pending", "progress": 0},
+        }
+        seen = []
+        while not seen or seen[-1]["status"] not in ("completed", "failed"):
+            seen.append(data_of(await raw.render_status("render_1773423613616")))
+            await asyncio.sleep(0.002)
+        assert {s["status"] for s in seen} <= {"pending", "processing", "completed"}
+        assert all(set(s) == {"id", "status", "progress", "createdAt"} for s in seen[:-1])
+        done = seen[-1]
+        assert set(done) == {"id", "status", "progress", "outputUrl", "createdAt", "completedAt"}
+        assert (done["status"], done["progress"]) == ("completed", 100)
+        assert isinstance(done["createdAt"], int)
+        assert isinstance(done["completedAt"], int)
+        assert abs(done["createdAt"] - ref.renders["render_1773423613616"].created_at * 1000) < 1
+        assert done["completedAt"] >= done["createdAt"]
+        async with aiohttp.ClientSession() as anonymous:
+            async with anonymous.get(done["outputUrl"]) as video:
+                assert await video.read() == backend.payload
+
+
+async def test_reference_failed_poll_carries_the_error(ref: Emulator) -> None:
+    """[R] lists ``failed`` among the statuses; its ``error`` and ``completedAt`` come too."""
+    ref.faults.add("POST /api/render/proxy/lambda", render_fail="GPU node lost")
+    async with raw_client(ref) as raw:
+        await raw.login()
+        render_id = data_of(await raw.render(await edited_session(raw)))["id"]
+        await ref.wait_for_renders()
+        failed = data_of(await raw.render_status(render_id))
+    assert (failed["status"], failed["error"]) == ("failed", "GPU node lost")
+    assert "outputUrl" not in failed
+    assert failed["completedAt"] >= failed["createdAt"]
+
+
+async def test_reference_refusals(ref: Emulator) -> None:
+    """[R]: a refused render is ``{"success": false, "error": ...}`` with HTTP 200 (a reused
+    id: "fails with duplicate id error"). What a gateway in front refuses keeps its HTTP
+    status: 402 for missing attribution [V], FastAPI's 422 for a body of the wrong shape,
+    1002 for an unknown session; an unknown render id is a 404."""
+    async with raw_client(ref) as raw:
+        await raw.login()
+        session_id = await edited_session(raw)
+        assert (await raw.render(session_id, render_id="render_1")).status == 200
+        again = await raw.render(session_id, render_id="render_1")
+        assert again.status == 200
+        assert again.body["success"] is False
+        assert "duplicate" in again.body["error"]
+        assert "render_1" in again.body["error"]
+        unknown = await raw.render_status("render_404")
+        assert unknown.status == 404
+        assert unknown.body == {"success": False, "error": "render job not found: render_404"}
+        wrong_shape = await raw.call(
+            "POST", "/api/render/proxy/lambda", json_body={"id": "render_2", "draft": {}}
+        )
+        assert (wrong_shape.status, wrong_shape.missing_fields()) == (422, ["sessionId"])
+        no_session = await raw.render("nope")
+        assert (no_session.status, no_session.code) == (404, 1002)
+        headers = {"Authorization": f"Bearer {raw.token}"}
+        body = export_body("render_3", session_id, ref.sessions[session_id].draft)
+        blocked = await raw.call(
+            "POST", "/api/render/proxy/lambda", json_body=body, raw_headers=headers
+        )
+        assert blocked.status == 402
+    assert sorted(ref.renders) == ["render_1"]
+
+
+async def cancel(raw: Raw, render_id: str) -> Reply:
+    """[R]: ``POST /api/render/proxy/lambda/{render_id}/cancel``, "No request body needed"."""
+    return await raw.call("POST", f"/api/render/proxy/lambda/{render_id}/cancel")
+
+
+@pytest.mark.parametrize("style", ["reference", "skill"])
+async def test_cancel_stops_the_render_and_polls_say_cancelled(style: ReplyStyle) -> None:
+    """[R]'s cancel endpoint, answered in [R]'s envelope or [V]'s bare form."""
+    gated = GatedBackend()
+    async with (
+        Emulator(render_backend=gated, render_seconds=0.01, reply_style=style) as emu,
+        raw_client(emu) as raw,
+    ):
+        await raw.login()
+
+        def body(reply: Reply) -> Any:
+            return data_of(reply) if style == "reference" else reply.body
+
+        session_id = await edited_session(raw)
+        await raw.render(session_id, render_id="render_7")
+        await until(gated.started)
+        cancelled = body(await cancel(raw, "render_7"))
+        # The render stopped before the answer: its thread ended, its partial file is gone.
+        assert gated.stopped.is_set()
+        assert not gated.gate.is_set()
+        assert not emu.renders["render_7"].running_here
+        assert files_in(emu.data_dir / "renders") == []
+        assert cancelled["status"] == "cancelled"
+        polled = body(await raw.render_status("render_7"))
+        assert polled["status"] == "cancelled"
+        assert "outputUrl" not in polled
+        assert "output" not in polled
+        if style == "reference":
+            assert polled["completedAt"] >= polled["createdAt"]
+        # Again: the same answer (a cancel is idempotent).
+        assert body(await cancel(raw, "render_7"))["status"] == "cancelled"
+        fallback = await raw.call("GET", "/api/render/proxy/render_7/download")
+        assert fallback.status == 404
+        # A job that completed cannot be cancelled; an unknown one gets the poll's not-found.
+        gated.gate.set()
+        await raw.render(session_id, render_id="render_8")
+        await emu.wait_for_renders()
+        late = await cancel(raw, "render_8")
+        unknown, unknown_poll = (
+            await cancel(raw, "render_404"),
+            await raw.render_status("render_404"),
+        )
+        if style == "reference":
+            assert (late.status, late.body["success"]) == (200, False)
+        else:
+            assert (late.status, late.code) == (409, 409)
+        assert "already completed" in json.dumps(late.body)
+        assert (unknown.status, unknown.body) == (unknown_poll.status, unknown_poll.body)
+        assert unknown.status == 404
+        assert emu.renders["render_8"].status == "completed"
+
+
+async def test_a_pending_render_cancelled_never_starts(backend: BytesRenderBackend) -> None:
+    """[R]: "Cancel a pending render job": the engine is never called."""
+    async with (
+        Emulator(render_backend=backend, render_seconds=3600) as emu,
+        raw_client(emu) as raw,
+    ):
+        await raw.login()
+        render_id = data_of(await raw.render(await edited_session(raw)))["id"]
+        assert data_of(await cancel(raw, render_id))["status"] == "cancelled"
+        await emu.wait_for_renders()  # nothing left running
+        assert backend.calls == []
+        assert data_of(await raw.render_status(render_id))["status"] == "cancelled"
+
+
+async def test_a_cancel_reaches_the_process_rendering_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """[R]'s cancel on the persistent emulator (one SQLite folder, many processes: here two
+    emulators): a cancel through one stops the render another runs, and stays cancelled
+    after a restart."""
+    folder = tmp_path / "backend"
+    gated = GatedBackend()
+    async with (
+        Emulator(data_dir=folder, render_backend=gated, render_seconds=0.01) as one,
+        Emulator(data_dir=folder, render_backend=BytesRenderBackend()) as two,
+    ):
+        async with raw_client(one) as raw_one, raw_client(two) as raw_two:
+            await raw_one.login()
+            session_id = await edited_session(raw_one)
+            await raw_one.render(session_id, render_id="render_5")
+            await until(gated.started)
+            raw_two.token = raw_one.token  # the same account, through the other process
+            assert data_of(await cancel(raw_two, "render_5"))["status"] == "cancelled"
+            # The rendering process learns it at its next heartbeat and stops.
+            await until(gated.stopped)
+            await one.wait_for_renders()
+            assert data_of(await raw_one.render_status("render_5"))["status"] == "cancelled"
+    assert not gated.gate.is_set()
+    assert files_in(folder / "renders") == []
+    async with Emulator(data_dir=folder, render_backend=BytesRenderBackend()) as three:
+        async with raw_client(three) as raw:
+            raw.token = raw_one.token
+            polled = data_of(await raw.render_status("render_5"))
+            assert polled["status"] == "cancelled"
+            assert polled["completedAt"] >= polled["createdAt"]
+            await three.wait_for_renders()
+            assert not three.renders["render_5"].running_here  # not taken for an orphan

@@ -34,9 +34,11 @@ async def test_create_session_and_read_its_state(raw: Raw, emu: Emulator) -> Non
     )
     assert reply.status == 200
     data = reply.data
+    # [R]: task_id, session_id, user_id
+    assert set(data) == {"task_id", "session_id", "user_id"}
     assert data["task_id"].startswith("task_")
     assert data["session_id"]
-    assert data["bind_url"].startswith(f"{emu.url}/bind?bind=")
+    assert data["user_id"] == emu.account(raw.token or "").id
     assert emu.sessions[data["session_id"]].task_id == data["task_id"]
     state = await raw.state(data["session_id"])
     assert state.status == 200
@@ -55,10 +57,10 @@ async def test_create_session_and_read_its_state(raw: Raw, emu: Emulator) -> Non
 
 async def test_state_lists_uploads_as_video_infos(raw: Raw) -> None:
     session_id = await raw.new_session()
-    uploaded = (await raw.upload(session_id, "clip.mp4", b"\x00" * 32)).data
+    uploaded = (await raw.upload(session_id, "clip.mp4", b"\x00" * 32)).data["files"]
     await raw.chat(session_id, "make it 16:9")
     inner = (await raw.state(session_id)).data["state"]
-    assert inner["video_infos"] == [uploaded]
+    assert inner["video_infos"] == uploaded
     assert inner["canvas_config"] == {"width": 1920, "height": 1080, "aspect_ratio": "16:9"}
 
 
@@ -137,14 +139,18 @@ async def test_extra_chat_keys_and_camel_case_names_are_accepted(raw: Raw) -> No
         await resp.read()
 
 
-async def test_bind_page_answers_for_a_known_code(raw: Raw) -> None:
+async def test_the_register_page_answers_for_an_anonymous_user_id(raw: Raw, emu: Emulator) -> None:
+    """[V 1.9][R]: <web>/register?bind=<user_id>; the emulator serves its web links itself."""
     reply = await raw.call("POST", "/api/tasks/me/with-session/nemo_agent", json_body={})
-    bind_url: str = reply.data["bind_url"]
-    async with raw.http.get(bind_url) as page:
+    user_id: str = reply.data["user_id"]
+    async with raw.http.get(f"{emu.web_url}/register", params={"bind": user_id}) as page:
         assert page.status == 200
         assert "registration" in (await page.text()).lower()
-    async with raw.http.get(raw.emu.url + "/bind?bind=unknown") as page:
+    async with raw.http.get(emu.web_url + "/register?bind=unknown") as page:
         assert page.status == 404
+    emu.register(user_id)
+    async with raw.http.get(f"{emu.web_url}/register", params={"bind": user_id}) as page:
+        assert page.status == 404  # a registered account has nothing to bind
 
 
 async def test_reset_forgets_everything(raw: Raw, emu: Emulator) -> None:

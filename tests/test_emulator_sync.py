@@ -46,7 +46,8 @@ async def upload_all(raw: Raw, session_id: str, files: dict[str, bytes]) -> dict
     for name, content in files.items():
         reply = await raw.upload(session_id, name, content)
         assert reply.status == 200, reply.body
-        ids[name] = reply.data["file_id"]
+        # The reply names media by URL [R]; the emulator's draft refers to its own ids.
+        ids[name] = raw.emu.media_record(reply.data["files"][0]["cdn_url"]).id
     return ids
 
 
@@ -114,7 +115,8 @@ WITHOUT_EXTRA = textwrap.dedent(
                 await raw.login()
                 sid = await raw.new_session()
                 song = await raw.upload(sid, "beat.wav", click_track(3.0))
-                assert song.data["duration_ms"] == 3000, song.data  # read by the stdlib
+                [facts] = song.data["files"]
+                assert facts["duration"] == 3.0, song.data  # read by the stdlib
                 await raw.upload(sid, "a.mp4", b"\\0" * 64)
                 stream = await raw.chat(sid, "sync to the beat")
                 assert stream.responses[0]["response"]["analysis"] == "grid", stream.raw
@@ -123,7 +125,7 @@ WITHOUT_EXTRA = textwrap.dedent(
                 assert draft["m"]["beats"][:3] == [0, 500, 1000], draft
                 job = (await raw.render(sid)).data
                 await emu.wait_for_renders()
-                status = (await raw.render_status(job["render_id"])).payload
+                status = (await raw.render_status(job["id"])).payload
                 assert status["error"] == NO_RENDERER, status
         print("ok")
 
@@ -158,10 +160,9 @@ async def test_a_real_render_of_the_quick_edit(tmp_path: Path) -> None:
         draft = (await raw.state(session_id)).data["state"]["draft"]
         job = (await raw.render(session_id)).data
         await emu.wait_for_renders()
-        done = (await raw.render_status(job["render_id"])).payload
+        done = (await raw.render_status(job["id"])).payload
         assert done["status"] == "completed", done
-        assert done["output"]["size"] > 0
-        async with raw.http.get(done["output"]["url"]) as download:
+        async with raw.http.get(done["outputUrl"]) as download:  # [R], the default style
             content = await download.read()
     out = tmp_path / "synced.mp4"
     out.write_bytes(content)

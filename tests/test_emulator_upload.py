@@ -49,26 +49,51 @@ async def raw(emu: Emulator) -> AsyncIterator[Raw]:
 
 
 async def test_multipart_upload_is_stored_hashed_and_probed(raw: Raw, emu: Emulator) -> None:
+    """[R]: {"files": [{filename, file_type, cdn_url, duration (s), ..., hash}],
+    "session_state_applied": true}, with no id."""
     session_id = await raw.new_session()
     content = wav_bytes(2.5)
     reply = await raw.upload(session_id, "Lo-fi.wav", content)
     assert reply.status == 200, reply.body
-    media = reply.data  # one file: the object itself
-    assert media["file_id"].startswith("med_")
-    assert media["filename"] == "Lo-fi.wav"
-    assert media["kind"] == media["type"] == "audio"
-    assert media["size"] == len(content)
-    assert media["sha256"] == hashlib.sha256(content).hexdigest()
-    assert media["duration_ms"] == 2500
-    assert media["duration_estimated"] is False
-    record = emu.sessions[session_id].media[media["file_id"]]
-    assert record.sha256 == media["sha256"]
+    assert reply.data["session_state_applied"] is True
+    [media] = reply.data["files"]
+    assert media == {
+        "filename": "Lo-fi.wav",
+        "file_type": "audio",
+        "cdn_url": media["cdn_url"],
+        "duration": 2.5,
+        "hash": hashlib.sha256(content).hexdigest(),
+    }
+    record = emu.media_record(media["cdn_url"])
+    assert record.sha256 == media["hash"]
     assert record.path.read_bytes() == content
     state = await raw.state(session_id)
-    assert state.data["state"]["video_infos"] == [media]
+    assert state.data["state"]["video_infos"] == [media]  # shaped like the upload's files
+
+
+async def test_the_skill_style_upload_reply_has_ids_and_v2_fields() -> None:
+    """SKILL.md's style (v2's guess, still read by clients): one file is the object itself."""
+    async with Emulator(reply_style="skill") as emu, raw_client(emu) as raw:
+        await raw.login()
+        session_id = await raw.new_session()
+        content = wav_bytes(2.5)
+        reply = await raw.upload(session_id, "Lo-fi.wav", content)
+        assert reply.status == 200, reply.body
+        media = reply.data
+        assert media["file_id"].startswith("med_")
+        assert media["filename"] == "Lo-fi.wav"
+        assert media["kind"] == media["type"] == "audio"
+        assert media["size"] == len(content)
+        assert media["sha256"] == hashlib.sha256(content).hexdigest()
+        assert media["duration_ms"] == 2500
+        assert media["duration_estimated"] is False
+        assert emu.sessions[session_id].media[media["file_id"]].sha256 == media["sha256"]
+        state = await raw.state(session_id)
+        assert state.data["state"]["video_infos"] == [media]
 
 
 async def test_several_files_parts_come_back_as_a_files_list(raw: Raw, emu: Emulator) -> None:
+    """[R]: "Multiple files can be uploaded in one request"."""
     session_id = await raw.new_session()
     form = aiohttp.FormData()
     form.add_field("files", b"\x00" * 10, filename="a.mp4")
@@ -77,10 +102,14 @@ async def test_several_files_parts_come_back_as_a_files_list(raw: Raw, emu: Emul
     reply = await raw.call("POST", f"/api/upload-video/nemo_agent/me/{session_id}", data=form)
     assert reply.status == 200, reply.body
     files = reply.data["files"]
-    assert [(f["filename"], f["kind"]) for f in files] == [("a.mp4", "video"), ("b.wav", "audio")]
-    assert list(emu.sessions[session_id].media) == [f["file_id"] for f in files]
-    assert files[0]["duration_estimated"] is True
-    assert files[0]["duration_ms"] == 10_000
+    assert [(f["filename"], f["file_type"]) for f in files] == [
+        ("a.mp4", "video"),
+        ("b.wav", "audio"),
+    ]
+    records = list(emu.sessions[session_id].media.values())
+    assert records == [emu.media_record(f["cdn_url"]) for f in files]
+    assert records[0].duration_estimated is True
+    assert files[0]["duration"] == 10.0
 
 
 async def test_a_v1_file_field_is_422_with_a_detail(raw: Raw, emu: Emulator) -> None:
@@ -126,7 +155,7 @@ async def test_past_the_limit_is_4002_and_nothing_is_kept(raw: Raw, emu: Emulato
     assert (over.status, over.code) == (413, 4002)
     assert str(limit) in over.message
     assert len(emu.sessions[session_id].media) == 1
-    assert stored_files(emu) == [emu.sessions[session_id].media[exact.data["file_id"]].path.name]
+    assert stored_files(emu) == [emu.media_record(exact.data["files"][0]["cdn_url"]).path.name]
 
 
 async def test_a_big_upload_does_not_sit_in_memory(raw: Raw, tmp_path: Path) -> None:
@@ -150,7 +179,7 @@ async def test_a_big_upload_does_not_sit_in_memory(raw: Raw, tmp_path: Path) -> 
         finally:
             tracemalloc.stop()
         assert reply.status == 200, reply.body
-        assert reply.data["size"] == size
+        assert emu.media_record(reply.data["files"][0]["cdn_url"]).size == size
         assert peak < 8 * 1024 * 1024, f"peak Python memory {peak} bytes for a {size}-byte upload"
 
 
@@ -178,12 +207,13 @@ async def test_json_url_upload_fetches_the_file(
         "POST", f"/api/upload-video/nemo_agent/me/{session_id}", json_body=url_upload_body([url])
     )
     assert reply.status == 200, reply.body
-    [media] = reply.data["files"]  # URLs: always a files list
-    assert media["source_url"] == url
+    [media] = reply.data["files"]
     assert media["filename"] == "song.wav"
-    assert media["duration_ms"] == 1000
-    assert media["sha256"] == hashlib.sha256((tmp_path / "song.wav").read_bytes()).hexdigest()
-    assert list(emu.sessions[session_id].media) == [media["file_id"]]
+    assert media["duration"] == 1.0
+    assert media["hash"] == hashlib.sha256((tmp_path / "song.wav").read_bytes()).hexdigest()
+    record = emu.media_record(media["cdn_url"])
+    assert record.source_url == url
+    assert list(emu.sessions[session_id].media.values()) == [record]
 
 
 async def test_a_url_upload_without_source_type_is_422(
@@ -234,9 +264,10 @@ async def test_media_url_serves_the_upload_with_ranges(raw: Raw) -> None:
     session_id = await raw.new_session()
     content = bytes(range(256)) * 4
     reply = await raw.upload(session_id, "still.png", content)
-    assert reply.data["kind"] == "image"
-    assert reply.data["duration_ms"] is None
-    url = reply.data["url"]
+    [media] = reply.data["files"]
+    assert media["file_type"] == "image"
+    assert "duration" not in media  # an image has no length
+    url = media["cdn_url"]
     async with raw.http.get(url) as whole:
         assert whole.status == 200
         assert await whole.read() == content

@@ -80,8 +80,10 @@ async def test_a_cancelled_write_completes_before_the_lock_is_released(tmp_path:
     json.loads((tmp_path / "jobs.json").read_text())
 
 
-def test_finished_means_completed_or_failed_not_submitted() -> None:
+def test_finished_means_completed_failed_or_cancelled_not_submitted() -> None:
     assert JobRecord(id="a", session_id="s", status="completed").finished
     assert JobRecord(id="a", session_id="s", status="failed").finished
+    # [R]'s cancel endpoint: a cancelled job is over, and pruned like the others.
+    assert JobRecord(id="a", session_id="s", status="cancelled").finished
     assert not JobRecord(id="a", session_id="s", status="submitted").finished
     assert not JobRecord(id="a", session_id="s", status="encoding").finished

@@ -70,7 +70,7 @@ async def test_a_path_is_streamed_and_stored_intact(
     assert media.name == "city timelapse.mp4"
     assert media.size == len(data)
     assert media.kind == "video"
-    record = nemo_emulator.sessions[session.id].media[media.id]
+    record = nemo_emulator.media_record(media)
     assert record.sha256 == sha(data)
     request = next(r for r in nemo_emulator.requests if r.path.startswith("/api/upload"))
     assert int(request.headers["Content-Length"]) > len(data)  # the exact multipart length
@@ -94,7 +94,7 @@ async def test_bytes_need_a_filename_and_carry_it(
     with pytest.raises(InvalidUploadError, match="filename="):
         await session.upload(data)
     media = await session.upload(bytearray(data), filename="clip.mp4")
-    assert nemo_emulator.sessions[session.id].media[media.id].sha256 == sha(data)
+    assert nemo_emulator.media_record(media).sha256 == sha(data)
     assert uploads(nemo_emulator) == [200]
 
 
@@ -106,7 +106,7 @@ async def test_a_file_object_is_read_from_its_position(
     buffer.seek(len(b"junk before the file"))
     media = await session.upload(buffer, filename="clip.mp4")
     assert media.size == len(data)
-    assert nemo_emulator.sessions[session.id].media[media.id].sha256 == sha(data)
+    assert nemo_emulator.media_record(media).sha256 == sha(data)
 
 
 async def test_an_open_file_gives_its_own_name(session: Session, tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ async def test_a_stream_needs_size_and_filename(session: Session, nemo_emulator:
     with pytest.raises(InvalidUploadError, match="filename= and size="):
         await session.upload(chunks_of(data), filename="clip.mp4")
     media = await session.upload(chunks_of(data), filename="clip.mp4", size=len(data))
-    assert nemo_emulator.sessions[session.id].media[media.id].sha256 == sha(data)
+    assert nemo_emulator.media_record(media).sha256 == sha(data)
 
 
 async def test_an_unseekable_file_object_is_streamed(
@@ -136,7 +136,7 @@ async def test_an_unseekable_file_object_is_streamed(
         with pytest.raises(InvalidUploadError, match=r"cannot seek.*size="):
             await session.upload(pipe, filename="clip.mp4")
         media = await session.upload(pipe, filename="clip.mp4", size=len(data))
-    assert nemo_emulator.sessions[session.id].media[media.id].sha256 == sha(data)
+    assert nemo_emulator.media_record(media).sha256 == sha(data)
 
 
 async def test_the_content_type_follows_the_format_or_the_caller(
@@ -261,7 +261,7 @@ async def test_a_retry_reads_the_file_again_from_the_start(
         nemo_emulator.faults.add(UPLOAD, status=429, retry_after=2)
         name = {"filename": "clip.mp4"} if not isinstance(source, Path) else {}
         media = await session.upload(source, on_progress=lambda s, t: seen.append(s), **name)  # type: ignore[arg-type]
-        assert nemo_emulator.sessions[session.id].media[media.id].sha256 == sha(data)
+        assert nemo_emulator.media_record(media).sha256 == sha(data)
     assert uploads(nemo_emulator) == [429, 200] * 3
     assert nemo_waits == [2.0] * 3
     assert seen.count(0) == 6  # each attempt starts its progress again
@@ -273,7 +273,7 @@ async def test_an_expired_anonymous_token_is_renewed_and_the_file_sent_again(
     data = mp4(100_000)
     nemo_emulator.clock.advance(days=7)  # the token expires: 1001, and a new one may be had
     media = await session.upload(data, filename="clip.mp4")
-    assert nemo_emulator.sessions[session.id].media[media.id].sha256 == sha(data)
+    assert nemo_emulator.media_record(media).sha256 == sha(data)
     assert uploads(nemo_emulator) == [401, 200]
 
 
@@ -329,12 +329,12 @@ async def test_upload_urls_has_the_service_fetch_them(
 ) -> None:
     data = mp4(20_000)
     first = await session.upload(data, filename="clip.mp4")
-    url = first.raw["url"]
+    url = first.url
+    assert url is not None
     fetched = await session.upload_urls([url, url])
     assert [m.name for m in fetched] == [url.rsplit("/", 1)[1]] * 2
-    assert len({m.id for m in fetched}) == 2
-    records = nemo_emulator.sessions[session.id].media
-    assert {records[m.id].sha256 for m in fetched} == {sha(data)}
+    assert len({m.key for m in fetched}) == 2  # two media, though no ids [R]
+    assert {nemo_emulator.media_record(m).sha256 for m in fetched} == {sha(data)}
 
 
 async def test_upload_urls_checks_the_urls_first(session: Session, nemo_emulator: Emulator) -> None:
@@ -369,8 +369,7 @@ async def test_upload_many_keeps_input_order_and_reports_the_batch(
         on_progress=lambda s, t: seen.append((s, t)),
     )
     assert [m.name for m in media] == ["zero.mp4", "one.mp4", "two.mp4", "three.mp4"]
-    records = nemo_emulator.sessions[session.id].media
-    assert [records[m.id].sha256 for m in media] == [sha(s) for s in sources]
+    assert [nemo_emulator.media_record(m).sha256 for m in media] == [sha(s) for s in sources]
     total = sum(len(s) for s in sources)
     assert seen[-1] == (total, total)
     assert all(t == total for _, t in seen)

@@ -82,7 +82,7 @@ async def test_a_210_mb_upload_arrives_intact_in_flat_memory(tmp_path: Path) -> 
             await session.upload(b"ID3" + bytes(2 * MB), filename="warm-up.mp3")  # lazy setup
             async with PeakRSS() as memory:
                 media = await session.upload(path, on_progress=lambda s, t: progress.append(s))
-            record = emu.sessions[session.id].media[media.id]
+            record = emu.media_record(media)
     assert media.size == SIZE
     assert record.size == SIZE
     assert record.sha256 == expected

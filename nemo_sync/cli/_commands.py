@@ -15,6 +15,7 @@ from nemo_sync.cli._context import Context
 from nemo_sync.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from nemo_sync._render_job import RenderJob
     from nemo_sync.local import SampleMedia
 
 Command = Callable[[Context], Awaitable[int]]
@@ -41,9 +42,11 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
     export.add_argument("--wait", action="store_true", help="wait for the render to finish")
     export.add_argument("-o", "--out", type=Path, help="download the result here (implies --wait)")
 
-    jobs = add("jobs", jobs_command, "list, wait for or download render jobs")
-    jobs.add_argument("action", nargs="?", choices=("list", "wait", "download"), default="list")
-    jobs.add_argument("job_id", nargs="?", help="the render job id (wait, download)")
+    jobs = add("jobs", jobs_command, "list, wait for, download or cancel render jobs")
+    jobs.add_argument(
+        "action", nargs="?", choices=("list", "wait", "download", "cancel"), default="list"
+    )
+    jobs.add_argument("job_id", nargs="?", help="the render job id (wait, download, cancel)")
     jobs.add_argument("-o", "--out", type=Path, help="where to download (download)")
     _force_option(jobs)
     jobs.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
@@ -160,7 +163,7 @@ def _finished(ctx: Context, report: dict[str, Any]) -> str:
 
 
 async def jobs_command(ctx: Context) -> int:
-    """List render jobs (kept across crashes), or wait for / download one."""
+    """List render jobs (kept across crashes), or wait for / download / cancel one."""
     client = await ctx.client()
     if ctx.args.action == "list":
         records = await client.jobs()
@@ -174,11 +177,32 @@ async def jobs_command(ctx: Context) -> int:
         ctx.output.error(f"`jobs {ctx.args.action}` needs a job id (see `nemo-sync jobs`)")
         return 2
     job = client.render_job(ctx.args.job_id)
+    if ctx.args.action == "cancel":
+        return await _cancel(ctx, job)
     out = ctx.args.out
     if ctx.args.action == "download" and out is None:
         out = Path.cwd()
     report = await workflow.finish_job(ctx, job, out, {"job_id": job.id})
     ctx.output.result(_finished(ctx, report), report)
+    return 0
+
+
+async def _cancel(ctx: Context, job: RenderJob) -> int:
+    """``jobs cancel ID`` [R]: 0 once cancelled (or the service is still stopping it), 1 when
+    the job had already ended (the service's refusal is an error line, exit 1, as well)."""
+    result = await job.cancel()
+    report = {"job_id": job.id, "status": result.status}
+    if result.cancelled:
+        ctx.output.result(f"Cancelled render {job.id}", report)
+        return 0
+    if result.done:
+        ctx.output.error(f"render {job.id} already {result.status}: nothing to cancel")
+        return 1
+    ctx.output.result(
+        f"Cancel requested for render {job.id}; the service still says {result.status}: "
+        f"{workflow.command(ctx, 'jobs', 'wait', job.id)} shows when it stops",
+        report,
+    )
     return 0
 
 

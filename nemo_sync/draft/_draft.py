@@ -150,7 +150,8 @@ class Draft:
         if end <= start:
             raise DraftValidationError(f"'{what}': end ({end} s) must be after start ({start} s)")
         start_ms, end_ms = round(start * 1000), round(end * 1000)
-        media_id = media.id if isinstance(media, Media) else media
+        # The id when the service gave one, else the media's URL [R]: what names it there.
+        media_id = media.key if isinstance(media, Media) else media
         name: str | None = (
             text if text is not None else media.name if isinstance(media, Media) else media_id
         )

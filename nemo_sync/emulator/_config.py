@@ -42,7 +42,8 @@ class Config:
     max_upload_bytes: int = attrs.field(default=MAX_UPLOAD_BYTES, validator=_non_negative)
     export_requires_plan: bool = False
     strict_attribution: bool = False
-    # [V] says the render status is "at top-level `status`" (bare); [T] reads either.
+    # With reply_style="skill": [V] says the render status is "at top-level `status`" (bare);
+    # this wraps it in {code, message, data} instead (clients read both).
     render_status_enveloped: bool = False
     gui_phrase_ratio: float = attrs.field(default=0.5, validator=_ratio)
     # Whose reply shapes to answer in: the vendor's API reference [R] (the fuller examples,

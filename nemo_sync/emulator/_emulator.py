@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from nemo_sync._contract import MAX_UPLOAD_BYTES
+from nemo_sync._models import Media
 from nemo_sync.emulator._clock import FakeClock
 from nemo_sync.emulator._config import ChatEvents, Config, ReplyStyle
 from nemo_sync.emulator._faults import FaultSet
@@ -27,6 +28,7 @@ from nemo_sync.emulator._server import Api
 from nemo_sync.emulator._state import (
     ANONYMOUS_CREDITS,
     Account,
+    MediaRecord,
     RenderRecord,
     SessionRecord,
     State,
@@ -310,6 +312,20 @@ class Emulator:
         accounts pick the same id, the latest job)."""
         return MappingProxyType(self.state.renders)
 
+    def media_record(self, media: Media | str) -> MediaRecord:
+        """The emulator's record of an uploaded file: by the :class:`~nemo_sync.Media` a client
+        got, its id or its CDN URL (the reference's replies carry no id [R]).
+
+        Raises:
+            KeyError: when no session has it.
+        """
+        ref = media.key if isinstance(media, Media) else media
+        for session in self.state.sessions.values():
+            found = self.state.find_media(session, ref)
+            if found is not None:
+                return found
+        raise KeyError(f"no uploaded media {ref!r}")
+
     def http(self) -> aiohttp.ClientSession:
         """The client the emulator fetches URL uploads with (made on first use)."""
         if self._http is None or self._http.closed:
@@ -434,4 +450,6 @@ class Emulator:
             out_dir=self.data_dir / "renders",
             save=self._save_render if self.store.persistent else None,
             heartbeat=HEARTBEAT_SECONDS,
+            now=self.clock.now,
+            find_media=self.state.find_media,
         )

@@ -133,10 +133,11 @@ class FaultSet:
                 The turn still completes on the server, so the state shows its edit.
             render_fail: On ``POST /api/render/proxy/lambda``: the job is accepted and then
                 fails with this message (``True`` for a default one).
-            omit_output_url: On ``GET /api/render/proxy/lambda/{id}``: a completed job's
-                ``output`` comes without ``url``, so a client must use the download fallback
-                ``GET /api/render/proxy/{id}/download``. (To make ``output.url`` itself fail,
-                add ``status=403``, ``404`` or ``410`` on ``"GET /downloads/{name}"``.)
+            omit_output_url: On ``GET /api/render/proxy/lambda/{id}``: a completed job comes
+                without ``outputUrl`` [R] (``output`` without ``url`` [V]), so a client must use
+                the download fallback ``GET /api/render/proxy/{id}/download``. (To make the URL
+                itself fail, add ``status=403``, ``404`` or ``410`` on
+                ``"GET /downloads/{name}"``.)
             agent_crash: On ``/run_sse``: the agent raises ``RuntimeError`` with this message
                 (``True`` for a default one) after the first heartbeat; the stream carries
                 ADK's own error event ``{"error": ..., "error_details": ...}`` and ends with

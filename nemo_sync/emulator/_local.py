@@ -67,19 +67,39 @@ def _ints(values: Any) -> tuple[int, ...]:
     return tuple(round(float(v)) for v in values)
 
 
-def probe_duration_ms(path: Path) -> int | None:
-    """The duration the local engine reads, or ``None`` (no extra, or it could not tell)."""
+@attrs.frozen
+class ProbeInfo:
+    """What the local engine reads of a file: any of it may be unknown (``None``)."""
+
+    duration_ms: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+
+def probe_media(path: Path) -> ProbeInfo:
+    """What the local engine reads of a file (nothing without the extra, or when it cannot)."""
     try:
         from nemo_sync.local import probe
     except ImportError:
-        return None
+        return ProbeInfo()
     try:
         info = probe(path)
     except Exception:  # an unreadable file falls back to the stdlib readers
         logger.debug("local probe failed for %s", path.name, exc_info=True)
-        return None
+        return ProbeInfo()
     value = getattr(info, "duration_ms", None)
-    return round(value) if isinstance(value, (int, float)) and value > 0 else None
+    fps = getattr(info, "fps", None)
+    return ProbeInfo(
+        duration_ms=round(value) if isinstance(value, (int, float)) and value > 0 else None,
+        width=_positive_int(getattr(info, "width", None)),
+        height=_positive_int(getattr(info, "height", None)),
+        fps=round(float(fps), 3) if isinstance(fps, (int, float)) and fps > 0 else None,
+    )
+
+
+def _positive_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def analyse_beats(path: Path, duration_ms: int) -> BeatInfo:

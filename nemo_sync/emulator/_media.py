@@ -120,28 +120,49 @@ def _wav_duration_ms(path: Path) -> int | None:
         return round(w.getnframes() * 1000 / rate) if rate else None
 
 
-def probe_duration_ms(path: Path, kind: str) -> tuple[int | None, bool]:
-    """``(duration_ms, estimated)`` for a stored file. Blocking: call it in a thread.
+@attrs.frozen
+class Probed:
+    """What the emulator knows of a stored file (the upload reply's facts [R]).
+
+    Attributes:
+        duration_ms: Its length (``None`` for images).
+        estimated: True when the length could not be read and 10 s was assumed.
+        width, height, fps: Picture facts, when the local engine could read them.
+    """
+
+    duration_ms: int | None
+    estimated: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+
+def probe_file(path: Path, kind: str) -> Probed:
+    """The facts of a stored file. Blocking: call it in a thread.
 
     Uses the local engine's probe when the ``local`` extra is installed, else what the
     standard library can read (WAV headers, the MP4/MOV ``mvhd`` box); otherwise assumes
     10 s and says so (``estimated=True``). Images have no duration.
     """
-    if kind == "image":
-        return None, False
-    from nemo_sync.emulator._local import probe_duration_ms as local_probe
+    from nemo_sync.emulator._local import probe_media
 
-    found = local_probe(path)
-    if found is not None:
-        return found, False
+    info = probe_media(path)
+    if kind == "image":
+        return Probed(None, False, info.width, info.height)
+    picture = (info.width, info.height, info.fps) if kind == "video" else (None, None, None)
+    if info.duration_ms is not None:
+        return Probed(info.duration_ms, False, *picture)
     ext = extension(path.name)
+    found: int | None
     try:
         if ext == "wav":
             found = _wav_duration_ms(path)
         elif ext in ("mp4", "mov", "m4a"):
             found = _mp4_duration_ms(path)
+        else:
+            found = None
     except (OSError, EOFError, wave.Error, struct.error):
         found = None
     if found is not None and found > 0:
-        return found, False
-    return ASSUMED_DURATION_MS, True
+        return Probed(found, False, *picture)
+    return Probed(ASSUMED_DURATION_MS, True, *picture)

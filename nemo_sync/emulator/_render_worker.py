@@ -1,4 +1,4 @@
-"""Render jobs: pending -> processing (progress) -> completed or failed.
+"""Render jobs: pending -> processing (progress) -> completed or failed, or cancelled [R].
 
 Export is free [V]: no credits are held or charged. The blocking render runs in a thread; its
 progress (the frames encoded) comes back through the loop, and a cancelled job stops it at its
@@ -17,9 +17,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from nemo_sync._contract import RENDER_COMPLETED, RENDER_FAILED, RENDER_PROCESSING, is_exportable
+from nemo_sync._contract import (
+    RENDER_CANCELLED,
+    RENDER_COMPLETED,
+    RENDER_FAILED,
+    RENDER_PROCESSING,
+    is_exportable,
+)
 from nemo_sync.emulator import _draft_ops as d
-from nemo_sync.emulator._state import RenderRecord, SessionRecord
+from nemo_sync.emulator._state import MediaRecord, RenderRecord, SessionRecord
 from nemo_sync.emulator._user_paths import name_files
 
 logger = logging.getLogger("nemo_sync.emulator")
@@ -35,6 +41,7 @@ _TICK = 0.05
 _STOP_WAIT = 5.0
 
 SaveJob = Callable[..., Awaitable[None]]
+FindMedia = Callable[[SessionRecord, str], MediaRecord | None]
 
 
 @runtime_checkable
@@ -75,6 +82,9 @@ class Renderer:
             runs, and ``save(job, released=True)`` when the emulator stops before the job is
             done, which leaves it for the next one to finish rather than failing it.
         heartbeat: Seconds between progress saves.
+        now: The emulator's clock (``completed_at`` is on it, as ``created_at`` is).
+        find_media: Finds a session's media by what a draft calls it (its id, or the URL an
+            [R]-style upload reply gave); by id only when not given.
     """
 
     def __init__(
@@ -85,12 +95,16 @@ class Renderer:
         out_dir: Path,
         save: SaveJob | None = None,
         heartbeat: float = 0.5,
+        now: Callable[[], float] = time.time,
+        find_media: FindMedia | None = None,
     ) -> None:
         self.backend = backend
+        self._find_media: FindMedia = find_media or _media_by_id
         self._render_seconds = render_seconds
         self._out_dir = out_dir
         self._save = save
         self._heartbeat = heartbeat
+        self._now = now
         self._saved_at: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -104,20 +118,34 @@ class Renderer:
     async def _run(self, job: RenderRecord, session: SessionRecord | None) -> None:
         started = time.monotonic()
         total = self._render_seconds()
+        out: Path | None = None
         try:
             await asyncio.sleep(total * 0.2)
+            # A cancel [R] sets the status before it stops this task: from then on the task
+            # changes nothing about the job.
+            if _ended(job):
+                return
             job.status = RENDER_PROCESSING
             await self._save_now(job)
             out = await self._produce(job, session, started, total)
             remaining = started + total - time.monotonic()
             if remaining > 0:
                 await self._tick_until(job, started, total, started + total)
+            if _ended(job):
+                out.unlink(missing_ok=True)
+                return
             job.output = out
             job.progress = 100
             job.status = RENDER_COMPLETED
+            job.completed_at = self._now()
             await self._save_now(job)
         except asyncio.CancelledError:
-            if self._save is None:
+            if job.status == RENDER_CANCELLED:
+                # The client's cancel: whoever cancelled it stored that; the video, if it was
+                # already written, is not wanted.
+                if out is not None:
+                    out.unlink(missing_ok=True)
+            elif self._save is None:
                 self._fail(job, "the emulator shut down")
             else:  # stored: the next emulator on the folder renders it again from its draft
                 await self._save_now(job, released=True)
@@ -153,6 +181,7 @@ class Renderer:
             return
         job.status = RENDER_FAILED
         job.error = message
+        job.completed_at = self._now()
 
     async def _tick_until(
         self, job: RenderRecord, started: float, total: float, until: float
@@ -160,7 +189,7 @@ class Renderer:
         """Advance time-based progress: for renders with no backend at work (a fault's failure)
         and for the rest of the shortest render time once a fast backend has finished."""
         while (now := time.monotonic()) < until:
-            if total > 0:
+            if total > 0 and not job.done:
                 job.progress = max(job.progress, min(95, int((now - started) / total * 100)))
             await self._beat(job)
             await asyncio.sleep(min(_TICK, until - now))
@@ -173,7 +202,7 @@ class Renderer:
             raise RuntimeError(job.fail_with)
         if self.backend is None:
             raise RuntimeError(NO_RENDERER)
-        media = _media_paths(job.draft, session)
+        media = _media_paths(job.draft, session, self._find_media)
         out = self._out_dir / f"{job.file_id}.mp4"
         out.parent.mkdir(parents=True, exist_ok=True)
         # Written under a name of its own, then renamed: a process that stopped mid-render
@@ -221,6 +250,13 @@ class Renderer:
         finally:
             part.unlink(missing_ok=True)
         return out
+
+    async def stopped(self, job: RenderRecord) -> None:
+        """Wait until a cancelled job's render in this process has stopped: its thread ended
+        and its partial files removed (bounded, as a backend may report progress rarely)."""
+        task = job.task
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=_STOP_WAIT + 1.0)
 
     async def idle(self) -> None:
         """Wait until every running job has finished."""
@@ -272,13 +308,25 @@ async def _until_stopped(rendering: asyncio.Future[None]) -> None:
         rendering.exception()  # retrieved: a RenderCancelled here is expected, not news
 
 
+def _ended(job: RenderRecord) -> bool:
+    """Whether the job ended (was cancelled) while its task awaited. A call, not
+    ``job.done`` inline: a type checker would take the status for what it was before."""
+    return job.done
+
+
 def _raise_progress(job: RenderRecord, value: int) -> None:
     if not job.done:
         job.progress = max(job.progress, min(value, 99))
 
 
-def _media_paths(draft: dict[str, Any], session: SessionRecord | None) -> dict[str, Path]:
-    """The files the draft refers to.
+def _media_by_id(session: SessionRecord, ref: str) -> MediaRecord | None:
+    return session.media.get(ref)
+
+
+def _media_paths(
+    draft: dict[str, Any], session: SessionRecord | None, find: FindMedia
+) -> dict[str, Path]:
+    """The files the draft refers to, by the reference the draft uses.
 
     Raises:
         RuntimeError: when the timeline is empty or names media the session does not have.
@@ -291,7 +339,7 @@ def _media_paths(draft: dict[str, Any], session: SessionRecord | None) -> dict[s
         raise RuntimeError(NO_VIDEO)
     paths = {}
     for media_id in sorted(d.media_ids(draft)):
-        media = session.media.get(media_id)
+        media = find(session, media_id)
         if media is None:
             raise RuntimeError(f"the draft uses media {media_id!r}, which is not in the session")
         paths[media_id] = media.path

@@ -7,19 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from nemo_sync._contract import (
-    ATTRIBUTION_HEADERS,
-    HEADER_SKILL_PLATFORM,
-    HEADER_SKILL_SOURCE,
-    PLATFORMS,
-    SKILL_SOURCE,
-)
+from nemo_sync._contract import ATTRIBUTION_HEADERS
 
 
 def envelope(
     data: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """A successful JSON reply in the ``{code, message, data}`` envelope [T]."""
+    """A successful JSON reply in the ``{code, message, data}`` envelope [V][R]."""
     return web.json_response(
         {"code": 0, "message": "ok", "data": data}, status=status, headers=headers
     )
@@ -31,15 +25,15 @@ def iso(timestamp: float) -> str:
 
 
 def attribution_problem(request: web.Request) -> str | None:
-    """What is wrong with the three ``X-Skill-*`` headers, if anything."""
+    """Which of the three ``X-Skill-*`` headers is missing, if any.
+
+    Presence only: the vendor documents 402 for missing attribution [V CHANGELOG 1.5], and
+    every skill sends its own name, version and platform, so no value is refused (contract v3).
+    """
     headers = request.headers
     for name in ATTRIBUTION_HEADERS:
         if not headers.get(name, "").strip():
             return f"missing attribution header {name}"
-    if headers[HEADER_SKILL_SOURCE] != SKILL_SOURCE:
-        return f"{HEADER_SKILL_SOURCE} must be {SKILL_SOURCE!r}"
-    if headers[HEADER_SKILL_PLATFORM] not in PLATFORMS:
-        return f"{HEADER_SKILL_PLATFORM} must be one of " + ", ".join(PLATFORMS)
     return None
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from nemo_sync._contract import RENDER_CANCELLED
 from nemo_sync.emulator._local import BeatInfo
 from nemo_sync.emulator._state import (
     Account,
@@ -112,6 +113,9 @@ def row_of(record: Record, data_dir: Path) -> Row:
             "path": _relative(record.path, data_dir),
             "source_url": record.source_url,
             "beats": _beats_body(record.beats),
+            "width": record.width,
+            "height": record.height,
+            "fps": record.fps,
         }
         return Row(MEDIA, record.id, json.dumps(body))
     if isinstance(record, RenderRecord):
@@ -131,6 +135,7 @@ def row_of(record: Record, data_dir: Path) -> Row:
             "sig": record.sig,
             "fail_with": record.fail_with,
             "created_at": record.created_at,
+            "completed_at": record.completed_at,
             "worker": record.worker,
             "heartbeat_at": record.heartbeat_at,
         }
@@ -229,6 +234,10 @@ def _merge_media(state: State, key: str, body: dict[str, Any], data_dir: Path) -
         "sha256": body["sha256"],
         "path": data_dir / body["path"],
         "source_url": body["source_url"],
+        # Rows written before the reference's picture facts have none.
+        "width": body.get("width"),
+        "height": body.get("height"),
+        "fps": body.get("fps"),
     }
     if media is None:
         media = MediaRecord(id=key, **fields)
@@ -243,14 +252,21 @@ def _merge_media(state: State, key: str, body: dict[str, Any], data_dir: Path) -
 def _merge_render(state: State, key: str, body: dict[str, Any], data_dir: Path) -> None:
     account = state.accounts[body["account_id"]]
     job = state.renders_owned.get((account.id, body["id"]))
+    # Rows written before completed_at was stored have none.
+    completed_at = body.get("completed_at")
     if job is not None and job.running_here:
-        return  # this process renders it: its own object is the newer one
+        # This process renders it: its own object is the newer one, unless another process
+        # cancelled the job [R], which stops the render here too.
+        if body["status"] == RENDER_CANCELLED and not job.done:
+            job.cancel(completed_at if completed_at is not None else job.created_at)
+        return
     output = data_dir / body["output"] if body["output"] else None
     fields = {
         "status": body["status"],
         "progress": body["progress"],
         "error": body["error"],
         "output": output,
+        "completed_at": completed_at,
         "worker": body["worker"],
         "heartbeat_at": body["heartbeat_at"],
     }

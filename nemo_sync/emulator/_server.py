@@ -15,6 +15,8 @@ from nemo_sync._contract import (
     CREATE_SESSION_PATH,
     CREDITS_PATH,
     HEADER_CLIENT_ID,
+    REGISTER_LINK_PATH,
+    REGISTER_LINK_QUERY,
     RUN_SSE_PATH,
     STATE_CANVAS_KEY,
     STATE_DRAFT_KEY,
@@ -84,7 +86,7 @@ class Api:
         self.renders.register(r)
         self.claims.register(r)
         r.add_get("/media/{media_id}/{name}", self.media_file)
-        r.add_get("/bind", self.bind_page)
+        r.add_get(REGISTER_LINK_PATH, self.bind_page)
         return app
 
     def _with_bind_url(self, error: ApiError, request: web.Request) -> ApiError:
@@ -92,8 +94,15 @@ class Api:
         if error.code == CODE_NO_CREDITS and error.data is None:
             account = self._account_or_none(request)
             if account is not None and not account.registered:
-                error.data = {"bind_url": self.bind_url(account)}
+                error.data = self._bind_data(account)
         return error
+
+    def _bind_data(self, account: Account) -> dict[str, Any]:
+        """What a 2001 for an anonymous account carries: the user id a client builds the
+        registration link from [R] (and, in SKILL.md's style, the link itself)."""
+        if self.emu.config.reference_replies:
+            return {"user_id": account.id}
+        return {"user_id": account.id, "bind_url": self.bind_url(account)}
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -116,11 +125,12 @@ class Api:
         return account
 
     def bind_url(self, account: Account) -> str:
-        """The registration link for an anonymous account."""
-        return f"{self.emu.url}/bind?bind={account.bind_code}"
+        """The registration link for an anonymous account: ``<web>/register?bind=<user_id>``
+        [V 1.9][R] (the emulator serves the web app's links itself)."""
+        return f"{self.emu.web_url}{REGISTER_LINK_PATH}?{REGISTER_LINK_QUERY}={account.id}"
 
     def _no_credits(self, account: Account, needed: int) -> ApiError:
-        data = None if account.registered else {"bind_url": self.bind_url(account)}
+        data = None if account.registered else self._bind_data(account)
         hint = "top up credits in your account" if account.registered else "register to get more"
         return ApiError(
             CODE_NO_CREDITS,
@@ -130,7 +140,7 @@ class Api:
 
     def _media_public(self, media: MediaRecord) -> dict[str, Any]:
         url = f"{self.emu.cdn_url}/media/{media.id}/{media.path.name}"
-        return media.public(url)
+        return media.public(url, reference=self.emu.config.reference_replies)
 
     # -- routes ---------------------------------------------------------------------------
 
@@ -151,15 +161,19 @@ class Api:
             token = self.emu.state.issue_anonymous_token(client_id, self.emu.clock.now())
             changes.mark(token.account, token)
         assert token.expires_at is not None
-        return envelope(
-            {
-                "token": token.value,
-                "expires_at": iso(token.expires_at),
+        # [R]: token, user_id, expires_at, credits.
+        data: dict[str, Any] = {
+            "token": token.value,
+            "user_id": token.account.id,
+            "expires_at": iso(token.expires_at),
+            "credits": token.account.available,
+        }
+        if not self.emu.config.reference_replies:
+            data |= {
                 "expires_in": round(token.expires_at - self.emu.clock.now()),
-                "credits": token.account.available,
                 "client_id": client_id,
             }
-        )
+        return envelope(data)
 
     async def create_session(self, request: web.Request) -> web.Response:
         """``POST /api/tasks/me/with-session/nemo_agent`` -> ``task_id`` and ``session_id``."""
@@ -167,18 +181,23 @@ class Api:
         body = await _optional_json(request)
         task_name = body.get("task_name")
         task_name = task_name if isinstance(task_name, str) and task_name.strip() else "project"
-        language = body.get("language")
+        language = body.get("language", "en")
+        if not isinstance(language, str) or len(language) > 35:
+            # The service's FastAPI model takes a string; an ISO code is at most a few tags.
+            raise DetailError("language must be an ISO code such as 'en' or 'zh-CN'", status=422)
         async with self.emu.transaction() as changes:
             session = self.emu.state.create_session(account, task_name)
             changes.mark(session)
+        # [R]: task_id, session_id, user_id.
         data: dict[str, Any] = {
             "task_id": session.task_id,
             "session_id": session.id,
-            "task_name": task_name,
-            "language": language if isinstance(language, str) else "",
+            "user_id": account.id,
         }
-        if not account.registered:
-            data["bind_url"] = self.bind_url(account)
+        if not self.emu.config.reference_replies:
+            data |= {"task_name": task_name, "language": language}
+            if not account.registered:
+                data["bind_url"] = self.bind_url(account)
         return envelope(data)
 
     async def run_sse(self, request: web.Request) -> web.StreamResponse:
@@ -225,7 +244,10 @@ class Api:
                 self.emu.state.add_media(session, media)
             changes.mark(*records)
         public = [self._media_public(m) for m in records]
-        # One file: the object itself; URLs or several files: ``{"files": [...]}``.
+        if self.emu.config.reference_replies:
+            # [R]: always a list, with no ids, and the state already holds the files.
+            return envelope({"files": public, "session_state_applied": True})
+        # SKILL.md's style (v2's guess): one file is the object itself; several are a list.
         return envelope(public[0] if len(public) == 1 and not from_urls else {"files": public})
 
     async def credits(self, request: web.Request) -> web.Response:
@@ -248,7 +270,7 @@ class Api:
                 STATE_GENERATED_KEY: [],
             },
         }
-        if not account.registered:
+        if not account.registered and not self.emu.config.reference_replies:
             data["bind_url"] = self.bind_url(account)
         return envelope(data)
 
@@ -267,9 +289,8 @@ class Api:
 
     async def bind_page(self, request: web.Request) -> web.Response:
         """The registration page a ``bind_url`` points at (registration is not emulated)."""
-        code = request.query.get("bind", "")
-        account = self.emu.state.accounts_by_bind.get(code)
-        if account is None:
+        account = self.emu.state.accounts.get(request.query.get(REGISTER_LINK_QUERY, ""))
+        if account is None or account.registered:
             return web.Response(status=404, text="unknown registration link")
         return web.Response(
             content_type="text/html",

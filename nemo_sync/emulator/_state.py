@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from nemo_sync._contract import RENDER_DONE, RENDER_PENDING
+from nemo_sync._contract import RENDER_CANCELLED, RENDER_DONE, RENDER_PENDING
 from nemo_sync.emulator._api_errors import ApiError
 
 TOKEN_LIFETIME = 7 * 86400.0
@@ -27,13 +27,13 @@ class Account:
     """A user of the service: an anonymous client id, or a user-given token.
 
     Attributes:
-        id: The account id (``acct_...``).
+        id: The account id, the ``user_id`` of token and session replies [R]: ``anon_...``
+            for an anonymous client, ``user_...`` for one made by ``add_token``.
         client_id: The anonymous client id, ``None`` for an account made by ``add_token``.
         registered: Registered accounts can export when the plan check is on, and get no
             registration link.
         available: Credits that can be spent now.
         frozen: Credits held by running render jobs.
-        bind_code: The code in the registration link (``?bind=``).
         token_issued_at: When the last anonymous token was issued (emulator clock).
     """
 
@@ -42,7 +42,6 @@ class Account:
     registered: bool
     available: int
     frozen: int = 0
-    bind_code: str = attrs.field(factory=lambda: secrets.token_hex(8))
     token_issued_at: float | None = None
 
     @property
@@ -80,6 +79,7 @@ class MediaRecord:
         source_url: The URL it was fetched from (URL uploads).
         beats: Cached beat analysis (filled by the first beat-sync on it).
         session_id: The session it was uploaded to (set when it joins one).
+        width, height, fps: Picture facts the local engine read (``None`` when unknown).
     """
 
     id: str
@@ -93,13 +93,31 @@ class MediaRecord:
     source_url: str | None = None
     beats: Any = attrs.field(default=None, repr=False)
     session_id: str | None = attrs.field(default=None, repr=False)
+    width: int | None = attrs.field(default=None, repr=False)
+    height: int | None = attrs.field(default=None, repr=False)
+    fps: float | None = attrs.field(default=None, repr=False)
 
-    def public(self, url: str) -> dict[str, Any]:
+    def public(self, url: str, *, reference: bool = True) -> dict[str, Any]:
         """The media object clients see: in the upload reply and the state's ``video_infos``.
 
-        The reply is a guess in the contract [V]; this follows the vendor's newer upload
-        endpoints (``file_id``, ``filename``, ``url``) and keeps what the emulator knows.
+        ``reference``: the API reference's shape [R], with no id: ``filename``,
+        ``file_type``, ``cdn_url``, ``duration`` (seconds), ``width``, ``height``, ``fps``
+        (what is known) and ``hash``. Otherwise the older shape with ``file_id``, ``url`` and
+        ``duration_ms`` (what v2 of the contract guessed), still read by clients.
         """
+        if reference:
+            item: dict[str, Any] = {
+                "filename": self.name,
+                "file_type": self.kind,
+                "cdn_url": url,
+            }
+            if self.duration_ms is not None:
+                item["duration"] = self.duration_ms / 1000
+            for key in ("width", "height", "fps"):
+                if getattr(self, key) is not None:
+                    item[key] = getattr(self, key)
+            item["hash"] = self.sha256
+            return item
         data: dict[str, Any] = {
             "file_id": self.id,
             "filename": self.name,
@@ -178,12 +196,14 @@ class RenderRecord:
         file_id: The server's name for the output file (``rnd_...``): download links name
             this, never the client's id, so an odd id cannot become a file name.
         session_id: The session rendered.
-        status: ``pending``, ``processing``, ``completed`` or ``failed``.
+        status: ``pending``, ``processing``, ``completed``, ``failed`` or ``cancelled``.
         progress: 0-100.
         error: Why it failed.
         output: The rendered file, once completed.
         width, height: The output size (the draft's canvas).
         duration_ms: The draft's duration.
+        created_at: When it was submitted (emulator clock).
+        completed_at: When it completed, failed or was cancelled (emulator clock).
         worker: Which emulator process renders it (a persistent emulator's jobs outlive the
             process that started them); ``None`` when nobody does.
         heartbeat_at: When that worker last said it is alive (real time, ``time.time()``).
@@ -204,6 +224,7 @@ class RenderRecord:
     sig: str = attrs.field(factory=lambda: secrets.token_urlsafe(12), repr=False)
     fail_with: str | None = attrs.field(default=None, repr=False)
     created_at: float = 0.0
+    completed_at: float | None = None
     worker: str | None = attrs.field(default=None, repr=False)
     heartbeat_at: float = attrs.field(default=0.0, repr=False)
     task: asyncio.Task[None] | None = attrs.field(default=None, repr=False)
@@ -220,8 +241,17 @@ class RenderRecord:
 
     @property
     def done(self) -> bool:
-        """Whether the job has finished (completed or failed)."""
+        """Whether the job has finished (completed, failed or cancelled)."""
         return self.status in RENDER_DONE
+
+    def cancel(self, at: float) -> None:
+        """Cancel the job [R]: a final status, nobody's to render, and its render task in
+        this process (if any) told to stop; the task removes its partial files."""
+        self.status = RENDER_CANCELLED
+        self.completed_at = at
+        self.worker = None
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
 
 class State:
@@ -236,7 +266,6 @@ class State:
         self.tokens: dict[str, Token] = {}
         self.accounts: dict[str, Account] = {}
         self.accounts_by_client: dict[str, Account] = {}
-        self.accounts_by_bind: dict[str, Account] = {}
         self.sessions: dict[str, SessionRecord] = {}
         self.media: dict[str, MediaRecord] = {}
         # Render ids are the clients' (render_<unix ms>), so two accounts can pick the same
@@ -249,7 +278,7 @@ class State:
 
     def new_account(self, *, client_id: str | None, registered: bool, credits: int) -> Account:
         account = Account(
-            id=f"acct_{secrets.token_hex(6)}",
+            id=f"{'anon' if client_id is not None else 'user'}_{secrets.token_hex(6)}",
             client_id=client_id,
             registered=registered,
             available=credits,
@@ -280,7 +309,8 @@ class State:
                 )
         account.token_issued_at = now
         token = Token(
-            value=f"nemo-emu-{secrets.token_urlsafe(24)}",
+            # The service's token form [R]; the emulator's own tokens are random like them.
+            value=f"nmv_usr_{secrets.token_urlsafe(24)}",
             account=account,
             expires_at=now + TOKEN_LIFETIME,
         )
@@ -343,6 +373,18 @@ class State:
         self.sessions[session.id] = session
         return session
 
+    def find_media(self, session: SessionRecord, ref: str) -> MediaRecord | None:
+        """A session's media by what a draft or a client calls it: its id, or its CDN URL
+        (``.../media/<id>/<file>``: the reference's media have no id [R], so a draft built
+        by a client names them by URL)."""
+        media = session.media.get(ref)
+        if media is None and "/media/" in ref:
+            media_id = ref.split("/media/", 1)[1].split("/", 1)[0]
+            found = session.media.get(media_id)
+            if found is not None and ref.split("?", 1)[0].endswith("/" + found.path.name):
+                media = found
+        return media
+
     def add_media(self, session: SessionRecord, media: MediaRecord) -> None:
         media.session_id = session.id
         session.media[media.id] = media
@@ -374,12 +416,14 @@ class State:
         """Record a new job.
 
         Raises:
-            ApiError: HTTP 409 when the account already has a job with this id. The
-                emulator's choice (the contract does not say): a reused id is a client bug,
-                and answering with the old job would hide it.
+            ApiError: HTTP 409 when the account already has a job with this id ([R]: "fails
+                with duplicate id error"; the route words it per reply style). Answering
+                with the old job would hide a client bug.
         """
         if job.key in self.renders_owned:
-            raise ApiError(409, f"render id already used: {job.id}; send a new id", status=409)
+            raise ApiError(
+                409, f"duplicate render id: {job.id} is already used; send a new id", status=409
+            )
         self.index_render(job)
 
     def index_render(self, job: RenderRecord) -> None:
@@ -391,7 +435,6 @@ class State:
     def index_account(self, account: Account) -> None:
         """Make an account findable by id, client id and registration code."""
         self.accounts[account.id] = account
-        self.accounts_by_bind[account.bind_code] = account
         if account.client_id is not None:
             self.accounts_by_client[account.client_id] = account
 

@@ -37,7 +37,7 @@ from nemo_sync.emulator._media import (
     TooLarge,
     extension,
     kind_of,
-    probe_duration_ms,
+    probe_file,
     store_stream,
 )
 from nemo_sync.emulator._state import MediaRecord
@@ -212,15 +212,18 @@ async def read_json(
 
 async def to_record(item: Received) -> MediaRecord:
     """The media record of a received file (its duration probed in a thread)."""
-    duration, estimated = await asyncio.to_thread(probe_duration_ms, item.stored.path, item.kind)
+    probed = await asyncio.to_thread(probe_file, item.stored.path, item.kind)
     return MediaRecord(
         id=f"med_{secrets.token_hex(6)}",
         name=item.name,
         size=item.stored.size,
         kind=item.kind,
-        duration_ms=duration,
-        duration_estimated=estimated,
+        duration_ms=probed.duration_ms,
+        duration_estimated=probed.estimated,
         sha256=item.stored.sha256,
         path=item.stored.path,
         source_url=item.source_url,
+        width=probed.width,
+        height=probed.height,
+        fps=probed.fps,
     )
