@@ -1,9 +1,4 @@
-"""Helpers for testing code that uses nemo-sync.
-
-Most tests want the emulator (``nemo_sync.emulator.Emulator`` or the pytest fixtures
-``nemo_emulator`` and ``nemo_client``) and :func:`disable_waits`, so that retries after a 429
-or a dropped connection do not sleep for real.
-"""
+"""Retry waits turned off for tests: recorded instead of slept."""
 
 from __future__ import annotations
 
@@ -11,8 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from nemo_sync._retry import WAITS
-
-__all__ = ["disable_waits"]
 
 
 @contextmanager
