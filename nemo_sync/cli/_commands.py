@@ -52,8 +52,13 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
     jobs.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
 
     chat = add("chat", chat_command, "an interactive session, like talking to the agent")
-    chat.add_argument("--session", help="continue this session instead of a new one")
+    chat.add_argument("--session", help="session id (default: the last one used)")
+    chat.add_argument("--new", action="store_true", help="start a new session")
     _render_options(chat)
+
+    ask = add("ask", ask_command, "send one message to the session; print the reply and changes")
+    ask.add_argument("message", help="what to tell the agent")
+    ask.add_argument("--session", help="session id (default: the last one, else a new one)")
 
     from nemo_sync.emulator._server_options import add_arguments as add_emulator_arguments
 
@@ -96,7 +101,7 @@ async def sync_command(ctx: Context) -> int:
     await workflow.upload_all(ctx, session, ctx.args.media)
     ctx.output.say(f"Asking: {ctx.args.message}")
     reply = await session.send(ctx.args.message, on_still_working=workflow.still_working(ctx))
-    ctx.output.say(reply.text)
+    workflow.say_reply(ctx, reply, exporting=True)
     state = await session.state()
     ctx.output.say(state.draft.summary())
     report = await workflow.render(ctx, session, ctx.args.out)
@@ -202,6 +207,31 @@ async def _cancel(ctx: Context, job: RenderJob) -> int:
         f"Cancel requested for render {job.id}; the service still says {result.status}: "
         f"{workflow.command(ctx, 'jobs', 'wait', job.id)} shows when it stops",
         report,
+    )
+    return 0
+
+
+async def ask_command(ctx: Context) -> int:
+    """One chat turn in the last session (else a new one): the reply and what changed, so
+    ``upload -> ask -> export`` chains in a script. Never sent twice."""
+    try:
+        session = await workflow.open_session(ctx, ctx.args.session, create=False)
+    except ConfigurationError:  # no session yet: make one, as upload does
+        session = await workflow.open_session(ctx, None, create=True)
+    result = await session.send(ctx.args.message, on_still_working=workflow.still_working(ctx))
+    if not ctx.output.as_json:
+        workflow.say_reply(ctx, result)
+    offer = workflow.one_shot_offer(ctx)
+    ctx.output.result(
+        result.draft_after.summary() if result.draft_after is not None else "",
+        {
+            "session_id": session.id,
+            "reply": result.text,
+            "silent": result.silent,
+            "changes": [c.sentence for c in result.changes],
+            "suggestions": workflow.suggestion_lines(result.suggested_actions, offer),
+            "summary": result.draft_after.summary() if result.draft_after is not None else None,
+        },
     )
     return 0
 

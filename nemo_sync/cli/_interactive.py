@@ -19,7 +19,7 @@ from nemo_sync._gui import SuggestedAction, SuggestedKind
 from nemo_sync._routing import Action, route
 from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
-from nemo_sync.errors import NemoError
+from nemo_sync.errors import ConfigurationError, NemoError
 
 if TYPE_CHECKING:
     from nemo_sync._session import Session
@@ -41,13 +41,14 @@ OFFERED: dict[SuggestedKind, str] = {
 }
 
 
+def _offer(kind: SuggestedKind) -> str | None:
+    command = OFFERED.get(kind)
+    return f"(the agent suggests `{command}`: type it to run it)" if command else None
+
+
 def suggestion_lines(actions: Sequence[SuggestedAction]) -> list[str]:
     """What to print for the agent's GUI suggestions: only commands this loop can run."""
-    commands = list(dict.fromkeys(OFFERED[a.kind] for a in actions if a.kind in OFFERED))
-    lines = [f"(the agent suggests `{command}`: type it to run it)" for command in commands]
-    if any(a.kind not in OFFERED for a in actions):
-        lines.append("(there is nothing to drag or click here: say the change in words)")
-    return lines
+    return workflow.suggestion_lines(actions, _offer)
 
 
 async def _read_line(prompt: str) -> str | None:
@@ -97,7 +98,7 @@ async def run_chat(ctx: Context) -> int:
     """The read-route-act loop."""
     out = ctx.output
     out.say("Setting things up...")
-    session = await workflow.open_session(ctx, ctx.args.session, create=True)
+    session = await _chat_session(ctx)
     out.say(GREETING)
     while True:
         line = await _read_line("> ")
@@ -130,6 +131,19 @@ async def run_chat(ctx: Context) -> int:
     again = workflow.command(ctx, "chat", "--session", session.id)
     out.say(f"Bye. Session {session.id} keeps your timeline: `{again}`")
     return 0
+
+
+async def _chat_session(ctx: Context) -> Session:
+    """The session to chat in: ``--session``, else a new one with ``--new``, else the last one
+    used (as ``upload``, ``ask`` and ``export`` do, so they chain), else a new one."""
+    if ctx.args.session or ctx.args.new:
+        return await workflow.open_session(ctx, ctx.args.session, create=True)
+    try:
+        session = await workflow.open_session(ctx, None, create=False)
+    except ConfigurationError:  # no session yet
+        return await workflow.open_session(ctx, None, create=True)
+    ctx.output.say(f"Continuing session {session.id} (--new starts a fresh one)")
+    return session
 
 
 async def _turn(ctx: Context, session: Session, line: str) -> None:

@@ -11,11 +11,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nemo_sync._gui import SuggestedAction, SuggestedKind
 from nemo_sync._render_job import video_file_name
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import NemoError
 
 if TYPE_CHECKING:
+    from nemo_sync._chat_turn import ChatResult
     from nemo_sync._models import Media
     from nemo_sync._render_job import RenderJob
     from nemo_sync._session import Session
@@ -146,6 +148,51 @@ def command(ctx: Context, *words: str) -> str:
     if ctx.args.home:
         line += ["--home", ctx.args.home]
     return shlex.join([*line, *words])
+
+
+def suggestion_lines(
+    actions: Sequence[SuggestedAction], offer: Callable[[SuggestedKind], str | None]
+) -> list[str]:
+    """The agent's GUI phrases, translated: what to run instead of each click (``offer``
+    gives the line for a kind, ``None`` when there is no command for it), and for a drag or
+    any other click, to say the edit in words. Every command that prints the agent's words
+    prints these after them, so no GUI phrase is left unexplained."""
+    lines = list(dict.fromkeys(line for a in actions if (line := offer(a.kind)) is not None))
+    if any(offer(a.kind) is None for a in actions):
+        lines.append("(there is nothing to drag or click here: say the change in words)")
+    return lines
+
+
+def one_shot_offer(
+    ctx: Context, *, exporting: bool = False
+) -> Callable[[SuggestedKind], str | None]:
+    """How a command that ends after the reply offers the agent's suggestions: as the
+    ``nemo-sync`` command that does it (``exporting``: the command renders next anyway)."""
+
+    def offer(kind: SuggestedKind) -> str | None:
+        if kind is SuggestedKind.EXPORT:
+            if exporting:
+                return "(the agent suggests exporting: rendering now)"
+            return f"(the agent suggests exporting: `{command(ctx, 'export', '--wait')}`)"
+        if kind in (SuggestedKind.STATE, SuggestedKind.SUMMARY):
+            return f"(the agent suggests a look at the timeline: `{command(ctx, 'state')}`)"
+        return None
+
+    return offer
+
+
+def say_reply(ctx: Context, result: ChatResult, *, exporting: bool = False) -> None:
+    """The agent's words, then what changed (a silent turn is told by its changes), then the
+    GUI phrases translated for a command line."""
+    out = ctx.output
+    if result.text:
+        out.say(result.text)
+    for change in result.changes:
+        out.say(f"  - {change.sentence}")
+    for line in suggestion_lines(
+        result.suggested_actions, one_shot_offer(ctx, exporting=exporting)
+    ):
+        out.say(line)
 
 
 def still_working(ctx: Context) -> Callable[[float], None]:
