@@ -8,6 +8,7 @@ import pytest
 from nemo_sync.emulator import Emulator
 from nemo_sync.testing import disable_waits
 from tests.emulator_raw import Raw, raw_client
+from tests.redis_server import RedisServer
 from tests.scripted import ScriptedServer
 
 _ENV = (
@@ -89,3 +90,14 @@ async def raw(raw_anonymous: Raw) -> Raw:
     """Plain HTTP to the emulator, logged in with an anonymous token."""
     await raw_anonymous.login()
     return raw_anonymous
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a unix socket (skips, saying how to get one, when absent)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
