@@ -8,6 +8,8 @@ Upload audio and video, say "sync the music to my cuts", get back a music-synced
         session = await nemo.create_session()
 """
 
+import typing as _typing
+
 from nemo_sync._chat_turn import ChatResult, ChatTurn
 from nemo_sync._client import NemoClient
 from nemo_sync._events import (
@@ -27,6 +29,7 @@ from nemo_sync._render_job import RenderJob, RenderResult
 from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
 from nemo_sync._session_state import SessionState
+from nemo_sync._store_protocol import JobStore
 from nemo_sync._upload import UploadFile
 from nemo_sync._version import __version__
 from nemo_sync.draft import (
@@ -52,6 +55,7 @@ from nemo_sync.errors import (
     FileTooLargeError,
     InsufficientCreditsError,
     InvalidUploadError,
+    JobStoreUnavailableError,
     MissingClientIdError,
     NemoError,
     NothingToExportError,
@@ -64,6 +68,7 @@ from nemo_sync.errors import (
     ResponseTooLargeError,
     ServerError,
     SessionNotFoundError,
+    StorageFullError,
     StreamInterruptedError,
     UnsupportedFileError,
     UploadBatchError,
@@ -94,12 +99,15 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidUploadError",
     "JobRecord",
+    "JobStore",
+    "JobStoreUnavailableError",
     "Media",
     "MissingClientIdError",
     "NemoClient",
     "NemoError",
     "NothingToExportError",
     "RateLimitError",
+    "RedisJobStore",
     "RenderCancelledError",
     "RenderError",
     "RenderFailedError",
@@ -114,6 +122,7 @@ __all__ = [
     "SessionNotFoundError",
     "SessionState",
     "StateDeltaEvent",
+    "StorageFullError",
     "StreamInterruptedError",
     "SuggestedAction",
     "SuggestedKind",
@@ -130,3 +139,17 @@ __all__ = [
     "__version__",
     "route",
 ]
+
+
+if _typing.TYPE_CHECKING:
+    from nemo_sync._redis_store import RedisJobStore
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # RedisJobStore needs the optional redis-py: imported on first use, so `import nemo_sync`
+    # works without it and the error (naming the extra) comes only to who asks for it.
+    if name == "RedisJobStore":
+        from nemo_sync._redis_store import RedisJobStore
+
+        return RedisJobStore
+    raise AttributeError(f"module 'nemo_sync' has no attribute {name!r}")

@@ -13,7 +13,8 @@ from pathlib import Path
 from yarl import URL
 
 from nemo_sync._claim_link import register_link
-from nemo_sync._jobstore import JobStore
+from nemo_sync._jobstore import FileJobStore
+from nemo_sync._store_protocol import JobStore
 from nemo_sync._transport import Transport
 
 
@@ -25,7 +26,8 @@ class Api:
             client is closed).
         home: The folder for credentials and the render job store.
         web_url: The web app's base URL (browser links).
-        jobs: The render job store (one per client).
+        jobs: The render job store (one per client): the one given, else ``jobs.json``
+            under ``home``.
     """
 
     def __init__(
@@ -34,11 +36,12 @@ class Api:
         *,
         home: Path,
         web_url: URL,
+        job_store: JobStore | None = None,
     ) -> None:
         self.transport = transport
         self.home = home
         self.web_url = web_url
-        self.jobs = JobStore(home)
+        self.jobs: JobStore = job_store if job_store is not None else FileJobStore(home)
         # The account's id as the last session reply gave it [R]: with a token the user gave,
         # the only way to know whether the account is anonymous (and so the bind link).
         self.session_user_id: str | None = None

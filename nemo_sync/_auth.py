@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from nemo_sync._client_id import claim_client_id
 from nemo_sync._contract import ANONYMOUS_TOKEN_TTL
 from nemo_sync._credentials import CredentialStore, Secret, StoredCredentials
 from nemo_sync._filelock import file_lock
+from nemo_sync._retry import describe_wait, wait_until
 from nemo_sync.errors import AuthenticationError, MissingClientIdError, NemoError, RateLimitError
 
 logger = logging.getLogger("nemo_sync")
@@ -129,12 +131,43 @@ def expiry_from(data: Any, now: float) -> float:
     return now + ANONYMOUS_TOKEN_LIFETIME
 
 
+def token_refused(exc: RateLimitError, client_id: str) -> RateLimitError:
+    """The anonymous-token call's 429, saying what the user can do now.
+
+    The service gives one anonymous token per client id per 7 days [V]: a token lost (a
+    damaged file) or rejected cannot be replaced before then, and each way back has a cost
+    the user should choose knowingly.
+    """
+    if exc.retry_after is not None:
+        when = f"the next in {describe_wait(exc.retry_after)} (after {wait_until(exc.retry_after)})"
+    else:
+        when = "the next later (the service did not say when)"
+    message = (
+        f"The service refused a new anonymous token for this machine's client id {client_id}: "
+        f"it gives one per client id per 7 days, {when}. That account's sessions stay with "
+        "it. Ways on: wait until then; register at nemovideo.com and use your own token "
+        f"(NEMO_TOKEN); or start over with NEMO_CLIENT_ID={uuid.uuid4()}, a new anonymous "
+        "account without this one's sessions (the service gives at most 10 anonymous tokens "
+        "per IP per 7 days)."
+    )
+    return RateLimitError(
+        message,
+        retry_after=exc.retry_after,
+        status=exc.status,
+        code=exc.code,
+        request_id=exc.request_id,
+        endpoint=exc.endpoint,
+    )
+
+
 class AnonymousAuth:
     """The anonymous-token flow, with the credentials shared by every process on the machine.
 
-    One refresh runs at a time in a process (an asyncio lock) and across processes (a file
-    lock around read-check-fetch-write), so two processes starting together end up with one
-    token between them, and the one-token-per-client-id-per-7-days limit is never burned.
+    A valid saved token is read without a lock (nothing needs writing, so a read-only home
+    works). Getting a new one runs once at a time in a process (an asyncio lock) and across
+    processes (a file lock around read-check-fetch-write), so two processes starting together
+    end up with one token between them, and the one-token-per-client-id-per-7-days limit is
+    never burned.
     """
 
     anonymous = True
@@ -199,8 +232,16 @@ class AnonymousAuth:
                 if again is failed:
                     raise failed
                 raise again from failed
-            self._store.ensure_home()  # before the lock file, which would make it 0755
+            # A valid token on disk needs no lock to be read: a read-only home, or one where
+            # the lock file cannot be made, still works for everything but writing.
+            stored = self._store.load()
+            saved = self._usable(stored, self._clock(), self._machine_client_id(stored))
+            if saved is not None:
+                self._current = saved
+                assert saved.token is not None  # _usable() checked it
+                return saved.token.reveal()
             try:
+                self._store.ensure_home()  # before the lock file, which would make it 0755
                 async with file_lock(self._store.lock_path):
                     token = await self._load_or_fetch()
             except NemoError as exc:
@@ -224,41 +265,66 @@ class AnonymousAuth:
             return self._client_id
         return claim_client_id(self._shared_id_path, stored.client_id if stored else None)
 
-    async def _load_or_fetch(self) -> Secret:
-        now = self._clock()
-        stored = self._store.load()
-        wanted = self._machine_client_id(stored)
-        if wanted and stored and stored.client_id != wanted:
-            stored = None  # a token made for another client id is not ours to use
+    def _usable(
+        self, stored: StoredCredentials | None, now: float, wanted: str | None
+    ) -> StoredCredentials | None:
+        """``stored``, when its token is for ``wanted`` (the client id in use), not rejected,
+        and valid for a while yet."""
+        if stored is None or (wanted and stored.client_id != wanted):
+            return None  # a token made for another client id is not ours to use
         if (
-            stored
-            and stored.token
+            stored.token
             and stored.token not in self._rejected
             and stored.valid_at(now, REFRESH_MARGIN)
         ):
-            self._current = stored
-            return stored.token
+            return stored
+        return None
+
+    async def _load_or_fetch(self) -> Secret:
+        now = self._clock()
+        # Under the lock: the one place a damaged file is moved aside (one line says where).
+        stored = self._store.load(set_aside_damage=True)
+        wanted = self._machine_client_id(stored)
+        usable = self._usable(stored, now, wanted)
+        if usable is not None and usable.token is not None:
+            self._current = usable
+            return usable.token
+        if wanted and stored and stored.client_id != wanted:
+            stored = None  # a token made for another client id is not ours to use
         client_id = wanted or (stored.client_id if stored else None) or str(uuid.uuid4())
         try:
             client_id, issued = await self._fetch_with_client_id(client_id)
-        except RateLimitError:
+        except RateLimitError as exc:
             # Refreshing early can meet the one-per-7-days limit: the old token still works.
             if stored and stored.token not in self._rejected and stored.valid_at(now):
                 logger.debug("early token refresh rate limited; keeping the current token")
                 self._current = stored
                 assert stored.token is not None  # valid_at() checked it
                 return stored.token
-            raise
+            raise token_refused(exc, client_id) from exc
         token = Secret(issued.token)
         fresh = StoredCredentials(
             client_id=client_id,
             token=token,
             expires_at=issued.expires_at,
             user_id=issued.user_id,
+            extra=stored.extra if stored else {},
         )
-        self._store.save(fresh)
         self._current = fresh
-        logger.debug("stored a new anonymous token (expires at %s)", issued.expires_at)
+        try:
+            self._store.save(fresh)
+        except OSError as exc:
+            # The token is had (and the client id's week spent): this process goes on with
+            # it rather than fail; the next process will need another.
+            reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+            logger.warning(
+                "could not save the new anonymous token to %s (%s): only this process can use "
+                "it; free some space there or set NEMO_HOME to a writable folder",
+                self._store.path,
+                reason,
+            )
+        else:
+            logger.debug("stored a new anonymous token (expires at %s)", issued.expires_at)
         return token
 
     async def _fetch_with_client_id(self, client_id: str) -> tuple[str, IssuedToken]:
@@ -278,13 +344,16 @@ class AnonymousAuth:
         async with self._lock:
             if self._current and self._current.token == rejected:
                 self._current = None
-            self._store.ensure_home()
-            async with file_lock(self._store.lock_path):
-                stored = self._store.load()
-                if stored and stored.token == rejected:
-                    self._store.save(
-                        StoredCredentials(client_id=stored.client_id, user_id=stored.user_id)
-                    )
+            try:
+                self._store.ensure_home()
+                async with file_lock(self._store.lock_path):
+                    stored = self._store.load(set_aside_damage=True)
+                    if stored and stored.token == rejected:
+                        self._store.save(attrs.evolve(stored, token=None, expires_at=None))
+            except (NemoError, OSError) as exc:
+                # This process remembers the rejection (``_rejected``); getting the next
+                # token, which needs the same writes, says what is wrong in one line.
+                logger.debug("could not forget the rejected token on disk: %s", exc)
 
     async def replacement_rejected(self, token: str) -> str:
         """Stop for good in this client: a token fetched to replace a rejected one failed too.

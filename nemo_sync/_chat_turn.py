@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -75,6 +76,19 @@ class ChatResult:
     suggested_actions: tuple[SuggestedAction, ...]
     silent: bool = False
     recovered: bool = False
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the reply, what changed, and the timeline drawn."""
+        parts = [f"<p>{html.escape(self.text)}</p>" if self.text else ""]
+        if self.changes:
+            items = "".join(f"<li>{html.escape(c.sentence)}</li>" for c in self.changes)
+            parts.append(f"<ul>{items}</ul>")
+        if self.suggested_actions:
+            said = ", ".join(html.escape(a.phrase) for a in self.suggested_actions)
+            parts.append(f"<p><small>GUI phrases turned into actions: {said}</small></p>")
+        if self.draft_after is not None:
+            parts.append(self.draft_after._repr_html_())
+        return "".join(parts)
 
 
 def _is_temporary_issue(text: str) -> bool:

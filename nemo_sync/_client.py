@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import time
 from types import TracebackType
@@ -27,7 +28,8 @@ from nemo_sync._credentials import CredentialStore
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._logging import configure_from_env
 from nemo_sync._models import Credits
-from nemo_sync._render_job import RenderJob
+from nemo_sync._notebook import in_notebook
+from nemo_sync._render_job import RenderJob, settle_unconfirmed
 from nemo_sync._session import Session
 from nemo_sync._settings import (
     check_language,
@@ -40,12 +42,15 @@ from nemo_sync._settings import (
     shared_client_id_path,
 )
 from nemo_sync._transport import MAX_RESPONSE_BYTES, Transport
-from nemo_sync.errors import ClientClosedError, ConfigurationError
+from nemo_sync.errors import ClientClosedError, ConfigurationError, NemoError
+
+logger = logging.getLogger("nemo_sync")
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from nemo_sync._jobstore import JobRecord
+    from nemo_sync._store_protocol import JobStore
 
 # A whole call, retries and their waits included: room for the contract's longest retry wait
 # (60 s after a 429) and one more attempt.
@@ -89,6 +94,10 @@ class NemoClient:
         max_connections: Size of the connection pool.
         max_response_bytes: The largest JSON reply read (32 MB); a larger one raises
             :class:`ResponseTooLargeError` without reading the rest.
+        job_store: Where render jobs are remembered (a :class:`JobStore`): by default
+            ``jobs.json`` under ``home`` (this machine); a :class:`RedisJobStore` shares them
+            with every host that uses the same Redis (docs/fleet.md). The client does not
+            close it.
 
     Raises:
         ConfigurationError: when a setting is invalid.
@@ -107,6 +116,7 @@ class NemoClient:
         max_retries: int = 2,
         max_connections: int = 100,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        job_store: JobStore | None = None,
     ) -> None:
         configure_from_env()
         if max_retries < 0:
@@ -144,7 +154,9 @@ class NemoClient:
         self._auth = auth
         self._state = _State.OPEN
         # What every service gets instead of this client (see nemo_sync._api).
-        self._api = Api(self._transport, home=self._home, web_url=self._web_url)
+        self._api = Api(
+            self._transport, home=self._home, web_url=self._web_url, job_store=job_store
+        )
 
     def __repr__(self) -> str:
         kind = "anonymous" if self._auth.anonymous else "token"
@@ -231,7 +243,14 @@ class NemoClient:
         """
         language = check_language(language) if language else locale_language()
         data = await self._api.request("POST", CREATE_SESSION_PATH, json=session_body(language))
-        return Session.from_data(self._api, data, f"POST {CREATE_SESSION_PATH}", client=self)
+        session = Session.from_data(self._api, data, f"POST {CREATE_SESSION_PATH}", client=self)
+        if in_notebook() and session.task_id:
+            # A notebook shows a session with its browser link: made now, while awaited.
+            try:
+                await session.claim_url()
+            except NemoError as exc:
+                logger.debug("no browser link for session %s: %s", session.id, exc)
+        return session
 
     def session(self, session_id: str, *, task_id: str | None = None) -> Session:
         """Attach to an existing session by id, without a request.
@@ -257,7 +276,14 @@ class NemoClient:
         """The render jobs started from this machine (under ``home``), newest first.
 
         A process that died mid-render finds its jobs here and resumes them with
-        ``render_job(record.id).wait()``.
+        ``render_job(record.id).wait()``. A job the service never confirmed (a crash between
+        the submission and its answer left it ``submitting`` or ``submitted``) is looked up
+        at the service first: found, it shows the service's status; still unknown 10 minutes
+        after it was recorded, it is ``failed``, with ``error`` saying the service never
+        received it. With no network the listing comes from the file alone.
         """
         records = await self._api.jobs.list()
+        if any(r.unconfirmed for r in records):
+            await settle_unconfirmed(self._api, records)
+            records = await self._api.jobs.list()
         return [r for r in records if include_finished or not r.finished]

@@ -15,40 +15,62 @@ import re
 import uuid
 from pathlib import Path
 
+from nemo_sync._safe_file import read_state_file, set_aside
+
 logger = logging.getLogger("nemo_sync")
 
 # What the vendor writes is a UUID; accept any short id of safe characters (a header value).
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# A UUID and a newline; anything much larger is not a client id file.
 _MAX_FILE = 4096
 
 
-def read_client_id(path: Path) -> str | None:
-    """The id in ``path``, or None when there is none (a damaged file is ignored, with a log)."""
+def _inspect(path: Path) -> tuple[str | None, str | None]:
+    """(the id in ``path``, why the file there is not usable); both None when there is none."""
+    found = read_state_file(path, limit=_MAX_FILE)
+    if found.problem is not None or found.data is None:
+        return None, found.problem
     try:
-        with path.open("rb") as f:
-            raw = f.read(_MAX_FILE)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        logger.warning("cannot read the shared client id %s: %s", path, type(exc).__name__)
-        return None
-    value = raw.decode("utf-8", errors="replace").strip()
+        value = found.data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None, "it is not text"
+    if not value:
+        return None, "it is empty"
     if not _VALID.fullmatch(value):
-        logger.warning("ignoring the shared client id in %s: it is not an id", path)
+        return None, "it does not hold an id"
+    return value, None
+
+
+def read_client_id(path: Path) -> str | None:
+    """The id in ``path``, or None when there is none or the file is damaged (nothing is
+    changed: :func:`claim_client_id` is what sets a damaged file aside)."""
+    return _inspect(path)[0]
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
         return None
-    return value
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def claim_client_id(path: Path, candidate: str | None = None) -> str:
     """The machine's client id: the one in ``path``, else ``candidate`` (or a new UUID) saved there.
 
     Creation is exclusive (``O_EXCL``), so when two processes race the second adopts the
-    first one's id instead of overwriting it. When the file cannot be written (a read-only
-    home, say) the id is still returned, for this process only.
+    first one's id instead of overwriting it. A damaged file (not an id, a FIFO, a symlink,
+    too large) is moved aside whole, with one line saying where, and replaced. When the file
+    cannot be written (a read-only home, say) the id is still returned, for this process only.
     """
-    existing = read_client_id(path)
+    seen = _identity(path)
+    existing, problem = _inspect(path)
     if existing is not None:
         return existing
+    # No lock is shared with the vendor's tools: set the damage aside only if it is still the
+    # file that was read, not a good one another process has just put in its place.
+    if problem is not None and seen is not None and _identity(path) == seen:
+        set_aside(path, problem)
     value = candidate if candidate and _VALID.fullmatch(candidate) else str(uuid.uuid4())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,5 +94,10 @@ def claim_client_id(path: Path, candidate: str | None = None) -> str:
         if raced is not None:
             return raced
     except OSError as exc:
-        logger.warning("cannot save the shared client id to %s: %s", path, type(exc).__name__)
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        logger.warning(
+            "cannot save the shared client id to %s (%s): it is used by this process only",
+            path,
+            reason,
+        )
     return value

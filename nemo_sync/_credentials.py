@@ -1,18 +1,28 @@
-"""The anonymous credentials file: client id, token and expiry, shared by every process."""
+"""The anonymous credentials file: client id, token and expiry, shared by every process.
+
+The file is read safely (a regular file of at most 64 KB, never through a symlink, never
+blocking on a FIFO) into a typed record: fields a newer version wrote are kept and written
+back, a known field of the wrong type is reported. A damaged file is set aside whole
+(``credentials.json.damaged-<time>``) by whoever holds the lock, never deleted.
+"""
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
+import math
 import os
+import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, final
 
 import attrs
 
 from nemo_sync._atomic import write_private
+from nemo_sync._safe_file import open_no_follow, read_state_file, set_aside
+from nemo_sync.errors import ConfigurationError
 
 logger = logging.getLogger("nemo_sync")
 
@@ -20,18 +30,9 @@ CREDENTIALS_FILE = "credentials.json"
 LOCK_FILE = "credentials.lock"
 # A credentials file is ~200 bytes; reading a planted multi-GB file would only cost memory.
 _MAX_FILE = 64 * 1024
-# O_NOFOLLOW refuses a symlink at open time (no check-then-open race); Windows has no such
-# flag, so there the lstat() check in load() is the only guard.
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-# A FIFO planted as credentials.json would block open(); O_NONBLOCK does nothing to files.
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-
-
-def _open_no_follow(path: Path) -> int:
-    """Open ``path`` for reading; a symlink raises ``OSError(ELOOP)``."""
-    if not _NOFOLLOW and path.is_symlink():  # pragma: no cover - Windows: check, then open
-        raise OSError(errno.ELOOP, "symbolic link", str(path))
-    return os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+_KNOWN_FIELDS = frozenset({"client_id", "token", "expires_at", "user_id"})
+# Visible ASCII, as a header value must be (a UUID, an nmv_usr_... token).
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,4096}")
 
 
 @final
@@ -76,18 +77,129 @@ class StoredCredentials:
     expires_at: float | None = None  # Unix time, seconds
     # The service's id for the account behind the token (anon_... [R]): the registration link.
     user_id: str | None = None
+    # Fields this version does not know (a newer one wrote them), written back unchanged.
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def __repr__(self) -> str:
+        # The extra fields' values are not shown: a newer version may keep a secret there.
         return (
             f"StoredCredentials(client_id={self.client_id!r}, token={self.token!r}, "
-            f"expires_at={self.expires_at!r}, user_id={self.user_id!r})"
+            f"expires_at={self.expires_at!r}, user_id={self.user_id!r}, "
+            f"extra={sorted(self.extra)!r})"
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON object (the token revealed: it goes into the 0600 file only)."""
+        known = {
+            "client_id": self.client_id,
+            "token": self.token.reveal() if self.token else None,
+            "expires_at": self.expires_at,
+            "user_id": self.user_id,
+        }
+        return known | {k: v for k, v in self.extra.items() if k not in _KNOWN_FIELDS}
 
     def valid_at(self, now: float, margin: float = 0.0) -> bool:
         """Whether the token exists and does not expire within ``margin`` seconds of ``now``."""
         if not self.token:
             return False
         return self.expires_at is None or self.expires_at - margin > now
+
+
+@attrs.frozen(repr=False)
+class CredentialsRead:
+    """What reading ``credentials.json`` found (never the token in a repr).
+
+    Attributes:
+        credentials: The record, when the file is there and usable.
+        problem: Why the file that is there cannot be used (damaged), else ``None``.
+        notes: Fields that were ignored, and why (the record is still usable).
+    """
+
+    credentials: StoredCredentials | None = None
+    problem: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"CredentialsRead(credentials={self.credentials!r}, problem={self.problem!r})"
+
+
+def _kind(value: object) -> str:
+    """A JSON value's kind, for messages ("a number", "a list")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+class _Damaged(ValueError):
+    """The file is there but unusable; the message says how."""
+
+
+def parse_credentials(data: bytes) -> CredentialsRead:
+    """The record in a credentials file's bytes, or why it is damaged; never raises.
+
+    Damaged: not JSON, not an object, no client id, or a client id or token that is not a
+    string. A wrong ``expires_at`` or ``user_id`` is a note: the token is still used.
+    """
+    try:
+        credentials, notes = _parse(data)
+    except _Damaged as exc:
+        return CredentialsRead(problem=str(exc))
+    return CredentialsRead(credentials, notes=tuple(notes))
+
+
+def _parse(data: bytes) -> tuple[StoredCredentials, list[str]]:
+    if not data.strip():
+        raise _Damaged("it is empty")
+    try:
+        parsed: Any = json.loads(data)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        raise _Damaged("it is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise _Damaged(f"it is {_kind(parsed)}, not a JSON object")
+    client_id = parsed.get("client_id")
+    if client_id is None:
+        raise _Damaged("it has no client_id")
+    if not isinstance(client_id, str):
+        raise _Damaged(f"client_id is {_kind(client_id)}, not a string")
+    # Both go into headers: anything else would fail every request, untyped.
+    if not _HEADER_VALUE.fullmatch(client_id):
+        raise _Damaged("client_id is not an id")
+    token = parsed.get("token")
+    if token is not None and not isinstance(token, str):
+        raise _Damaged(f"token is {_kind(token)}, not a string")
+    if token and not _HEADER_VALUE.fullmatch(token):
+        raise _Damaged("token holds characters no token has")
+    # The other fields are not worth the token: a wrong one is reported and ignored, since
+    # throwing the token away would cost the client id its week (one token per 7 days).
+    notes: list[str] = []
+    expires_at = parsed.get("expires_at")
+    if expires_at is not None and (
+        isinstance(expires_at, bool)
+        or not isinstance(expires_at, (int, float))
+        or not math.isfinite(expires_at)
+    ):
+        notes.append(f"expires_at is {_kind(expires_at)}, not a time")
+        expires_at = None
+    user_id = parsed.get("user_id")
+    if user_id is not None and not isinstance(user_id, str):
+        notes.append(f"user_id is {_kind(user_id)}, not a string")
+        user_id = None
+    credentials = StoredCredentials(
+        client_id=client_id,
+        token=Secret(token) if token else None,
+        expires_at=float(expires_at) if expires_at is not None else None,
+        user_id=user_id or None,
+        extra={k: v for k, v in parsed.items() if k not in _KNOWN_FIELDS},
+    )
+    return credentials, notes
 
 
 class CredentialStore:
@@ -111,13 +223,16 @@ class CredentialStore:
         """Make the home folder 0700 when the SDK creates it; warn once if it is shared-writable.
 
         A folder the user made is theirs: its mode is reported, not changed.
+
+        Raises:
+            ConfigurationError: when the folder does not exist and cannot be made.
         """
         if self._home_checked:
             return
-        self._home_checked = True
         try:
             self.home.mkdir(mode=0o700, parents=True)
         except FileExistsError:
+            self._home_checked = True
             try:
                 mode = self.home.stat().st_mode
             except OSError:
@@ -130,88 +245,108 @@ class CredentialStore:
                     stat.S_IMODE(mode),
                 )
             return
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot make the folder {self.home} ({_reason(exc)}): nemo-sync keeps its "
+                "credentials there; set NEMO_HOME to a folder it can write in"
+            ) from exc
+        self._home_checked = True
         # mkdir(mode=) is filtered by the umask; set the mode outright on a folder we made.
         os.chmod(self.home, 0o700)
 
-    def load(self) -> StoredCredentials | None:
-        """The stored credentials, or None when there are none or the file is not usable."""
-        raw = self._read()
-        if raw is None:
-            return None
-        try:
-            parsed: Any = json.loads(raw)
-        except ValueError:
-            # A damaged file must not lock the user out: start over, but say so.
-            logger.warning("ignoring unreadable %s: it is not JSON", self.path)
-            return None
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("client_id"), str):
-            logger.warning("ignoring %s: it has no client_id", self.path)
-            return None
-        token = parsed.get("token")
-        expires_at = parsed.get("expires_at")
-        user_id = parsed.get("user_id")
-        return StoredCredentials(
-            client_id=parsed["client_id"],
-            token=Secret(token) if isinstance(token, str) and token else None,
-            expires_at=float(expires_at) if isinstance(expires_at, (int, float)) else None,
-            user_id=user_id if isinstance(user_id, str) and user_id else None,
-        )
+    def read(self) -> CredentialsRead:
+        """What the file holds, without changing anything; never raises."""
+        found = read_state_file(self.path, limit=_MAX_FILE)
+        if found.problem is not None:
+            return CredentialsRead(problem=found.problem)
+        if found.data is None:
+            return CredentialsRead()
+        return parse_credentials(found.data)
 
-    def _read(self) -> bytes | None:
-        """The file's bytes, or None (with a warning when a file is there but refused)."""
-        try:
-            fd = _open_no_follow(self.path)
-        except FileNotFoundError:
+    def load(self, *, set_aside_damage: bool = False) -> StoredCredentials | None:
+        """The stored credentials, or None when there are none or the file is damaged.
+
+        Args:
+            set_aside_damage: Move a damaged file aside (with one line saying where). Only
+                under the lock: a process reading without it could move away the good file
+                another process has just written in its place.
+        """
+        found = self.read()
+        if found.problem is not None:
+            if set_aside_damage:
+                self.set_aside(found.problem)
             return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP or self.path.is_symlink():
-                logger.warning(
-                    "refusing %s: it is a symbolic link, which is not followed; a new "
-                    "credentials file will replace the link",
-                    self.path,
-                )
-            else:
-                logger.warning("ignoring unreadable %s: %s", self.path, type(exc).__name__)
-            return None
+        if found.credentials is not None:
+            for note in found.notes:
+                logger.warning("ignoring part of %s: %s", self.path, note)
+            self._make_private()
+        return found.credentials
+
+    def set_aside(self, why: str) -> Path | None:
+        """Move the damaged file aside whole; where it went (None: it could not be moved)."""
+        return set_aside(self.path, why)
+
+    def _make_private(self) -> None:
+        """A token readable by other users can be used by them: set the file to 0600, say so."""
+        # Windows reports every file as 0666: the check means something on POSIX only.
+        if os.name != "posix":  # pragma: no cover - POSIX only
+            return
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                logger.warning("ignoring %s: it is not a regular file", self.path)
-                return None
-            if info.st_size > _MAX_FILE:
-                logger.warning("ignoring %s: %d bytes is too large", self.path, info.st_size)
-                return None
-            # Windows reports every file as 0666: the check means something on POSIX only.
-            if os.name == "posix" and info.st_mode & 0o077:
-                # A token readable by other users can be used by them: fix it, and say so.
-                logger.warning(
-                    "%s was open to other users (mode %o); set it to 0600",
-                    self.path,
-                    stat.S_IMODE(info.st_mode),
-                )
+            fd = open_no_follow(self.path)
+        except OSError:
+            return
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode) or not mode & 0o077:
+                return
+            try:
                 os.fchmod(fd, 0o600)
-            return os.read(fd, _MAX_FILE + 1)
-        except OSError as exc:
-            logger.warning("ignoring unreadable %s: %s", self.path, type(exc).__name__)
-            return None
+            except OSError as exc:  # a read-only home: the token is still usable
+                logger.warning(
+                    "%s is open to other users (mode %o) and could not be set to 0600 (%s)",
+                    self.path,
+                    stat.S_IMODE(mode),
+                    _reason(exc),
+                )
+                return
+            logger.warning(
+                "%s was open to other users (mode %o); set it to 0600",
+                self.path,
+                stat.S_IMODE(mode),
+            )
+        except OSError:
+            return
         finally:
             os.close(fd)
 
     def save(self, creds: StoredCredentials) -> None:
-        """Replace the file atomically."""
+        """Replace the file atomically.
+
+        Raises:
+            ConfigurationError: when the home folder cannot be made.
+            OSError: when the file cannot be written (a full disk, a read-only home).
+        """
         self.ensure_home()
-        body = {
-            "client_id": creds.client_id,
-            "token": creds.token.reveal() if creds.token else None,
-            "expires_at": creds.expires_at,
-            "user_id": creds.user_id,
-        }
-        write_private(self.path, json.dumps(body, indent=2).encode("utf-8"))
+        write_private(self.path, json.dumps(creds.to_json(), indent=2).encode("utf-8"))
 
     def delete(self) -> bool:
-        """Remove the stored credentials. Returns whether there were any."""
+        """Remove the stored credentials, whatever the file holds. Returns whether there were
+        any. A folder in its place cannot be removed as a file: it is moved aside.
+
+        Raises:
+            ConfigurationError: when the file cannot be removed (a read-only home).
+        """
         try:
-            self.path.unlink()
+            os.unlink(self.path)
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            folder = os.path.isdir(self.path) and not os.path.islink(self.path)
+            if folder and self.set_aside("it is a folder, not a file") is not None:
+                return True
+            raise ConfigurationError(f"cannot remove {self.path} ({_reason(exc)})") from exc
         return True
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else type(exc).__name__

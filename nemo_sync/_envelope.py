@@ -35,8 +35,11 @@ from nemo_sync.errors import (
     RequestRefusedError,
     ServerError,
     SessionNotFoundError,
+    StorageFullError,
     UnsupportedFileError,
 )
+
+STATUS_STORAGE_FULL = 507  # Insufficient Storage (RFC 4918): the server's disk is full
 
 _BIND_URL = re.compile(r"https?://\S*[?&]bind=\S+")
 _TAGS = re.compile(r"<[^>]+>")
@@ -113,10 +116,11 @@ def map_error(
         bind_url = _find_bind_url(message, data)
         return InsufficientCreditsError(_no_credits_message(bind_url), bind_url=bind_url, **common)
     if code == CODE_UNSUPPORTED_FILE:
+        # The service's own words say which file and why (a picture too large to render, a
+        # video that does not decode): they come first when it gave any.
+        said = f"The service refused the file: {message}. " if message.strip() else ""
         return UnsupportedFileError(
-            "The service does not accept this file's format. Supported formats: "
-            + ", ".join(SUPPORTED_FORMATS)
-            + ".",
+            f"{said}The service accepts these formats: " + ", ".join(SUPPORTED_FORMATS) + ".",
             supported=SUPPORTED_FORMATS,
             **common,
         )
@@ -147,6 +151,13 @@ def map_error(
         and "id" in message.lower()
     ):
         return MissingClientIdError(f"The service wants an X-Client-Id header: {message}", **common)
+    if status == STATUS_STORAGE_FULL:
+        # Not "try again in a moment": a full disk stays full until someone frees space.
+        said = message or "its disk is full; free space there, or ask whoever runs it to"
+        return StorageFullError(
+            f"The service is out of storage: {said}. Retrying will not help until space is freed.",
+            **common,
+        )
     if status >= 500:
         return ServerError(
             f"The service failed ({message or 'no details'}). Try again in a moment.", **common

@@ -51,12 +51,22 @@ async def file_lock(path: Path, *, timeout: float = 60.0) -> AsyncIterator[None]
     The lock is released when the process dies, so a crash never leaves it stuck.
 
     Raises:
-        ConfigurationError: when the lock is not had within ``timeout`` seconds.
+        ConfigurationError: when the lock file cannot be made (a read-only home, a folder in
+            its place), or the lock is not had within ``timeout`` seconds.
     """
-    # Lock files live in NEMO_HOME beside the credentials: a folder we make is private.
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # O_NOFOLLOW: a lock file swapped for a symlink must not make us create or open its target.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        # Lock files live in NEMO_HOME beside the credentials: a folder we make is private.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # O_NOFOLLOW: a lock file swapped for a symlink must not make us create or open its
+        # target.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        # One line that says what to do, not "[Errno 30] Read-only file system".
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise ConfigurationError(
+            f"cannot make the lock file {path} ({reason}): nemo-sync only locks to write its "
+            f"state in {path.parent}; make that folder writable, or set NEMO_HOME to one that is"
+        ) from exc
     try:
         deadline = time.monotonic() + timeout
         # Polling keeps the event loop free; flock has no async form.

@@ -8,25 +8,37 @@ Replies are read in both documented forms: the API reference's [R] (``{"success"
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import html
 import inspect
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from yarl import URL
 
 from nemo_sync import _contract
 from nemo_sync._download import STALL_WINDOW, ProgressCallback, download, safe_file_name
 from nemo_sync._envelope import pick, require_object
-from nemo_sync._jobstore import JobRecord, JobStore
+from nemo_sync._export_claims import (
+    ACCEPTED,
+    RESERVE_LEASE,
+    RESERVING,
+    SENDING,
+    check_idempotency_key,
+)
+from nemo_sync._jobstore import SUBMISSION_DEADLINE, SUBMITTED, UNCONFIRMED, JobRecord
+from nemo_sync._notebook import VideoFile, notebook_progress, video_html
 from nemo_sync._retry import parse_retry_after
 from nemo_sync._session_state import fetch_state
+from nemo_sync._store_protocol import JobLeases, JobStore
 from nemo_sync.draft import Draft
 from nemo_sync.errors import (
     APIConnectionError,
@@ -34,6 +46,8 @@ from nemo_sync.errors import (
     APIResponseError,
     ConfigurationError,
     DownloadError,
+    JobStoreUnavailableError,
+    NemoError,
     NothingToExportError,
     RenderCancelledError,
     RenderError,
@@ -48,7 +62,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nemo_sync")
 
-SUBMITTED = "submitted"  # the job store's status for a POST that may have arrived
 POLL_INTERVAL = _contract.RENDER_POLL_INTERVAL  # the service: poll every 30 s
 # Soon at first, then backing off to the service's 30 s: a render that takes seconds (the
 # emulator, a short clip) is seen done in seconds, a long one costs no more polls than before.
@@ -60,6 +73,19 @@ MAX_POLL_FAILURES = 5
 _RENDER = _contract.RENDER_PATH
 
 OnResult = Callable[["RenderResult"], "Awaitable[object] | object"]
+
+NEVER_RECEIVED = "the service never received this render; export again"
+"""Why a job the service never confirmed, and still does not know after its submission
+deadline (``JobRecord.submission_deadline``), is marked failed."""
+# A poll of a job the service does not know: HTTP 404 [R] (``{"success": false, ...}``), or
+# the envelope's not-found code [V].
+_NOT_FOUND_STATUS = 404
+_NOT_FOUND_CODES = frozenset({_contract.CODE_SESSION_NOT_FOUND})
+# jobs() looks at the service for the jobs it never confirmed; a slow or absent network must
+# not hold the listing longer than this, nor send more polls at once than this.
+SETTLE_TIMEOUT = 20.0
+_SETTLE_AT_ONCE = 4
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _number(value: Any) -> float | None:
@@ -187,6 +213,14 @@ class RenderResult:
         """The job was cancelled (:meth:`RenderJob.cancel`)."""
         return self.status == _contract.RENDER_CANCELLED
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the finished video as a player (from its URL), else the status."""
+        if self.ok and self.download_url:
+            return video_html(self.download_url, caption="the render, from the service")
+        progress = f", {self.progress:g}%" if self.progress is not None else ""
+        error = f": {html.escape(self.error)}" if self.error else ""
+        return f"<p>render {html.escape(self.status)}{progress}{error}</p>"
+
     @classmethod
     def from_data(cls, data: Any, endpoint: str) -> RenderResult:
         """Parse a poll reply in any documented form.
@@ -232,6 +266,10 @@ class RenderJob:
         self.session_id = session_id
         self.last: RenderResult | None = None
         self._hint: float | None = None  # the last poll's Retry-After, when it had one
+        self._said_not_known = False  # "not known to the service yet" is said once per job
+        self._said_degraded = False  # "the job store is unreachable" too
+        self._fence: str | None = None  # the lease token this object polls under, if any
+        self._lost: asyncio.Event | None = None  # set when that lease is found lost
 
     def __repr__(self) -> str:
         status = self.last.status if self.last else "unknown"
@@ -242,14 +280,70 @@ class RenderJob:
         return self._api.jobs
 
     async def status(self) -> RenderResult:
-        """Poll once."""
+        """Poll once.
+
+        A job this machine recorded but the service never confirmed (a crash between the
+        submission and its answer: ``submitting`` or ``submitted`` in :meth:`NemoClient.jobs`)
+        is settled by the poll. Found, it goes on as any job. Not found (HTTP 404) before its
+        submission deadline (10 minutes after it was recorded), it is not known to the
+        service yet: the result keeps the recorded status (still running, for :meth:`wait`),
+        and one warning line says so. Not found after it, the submission never arrived: the
+        result, and the job store, say ``failed`` with the reason :data:`NEVER_RECEIVED`.
+
+        Raises:
+            APIError: the service's refusal; HTTP 404 for an id this machine never recorded
+                (or that the service had confirmed).
+        """
         path = _contract.render_status_path(self.id)
         headers: dict[str, str] = {}
-        data = await self._api.request("GET", path, reply_headers=headers)
-        result = RenderResult.from_data(data, f"GET {path}")
+        try:
+            data = await self._api.request("GET", path, reply_headers=headers)
+        except APIError as exc:
+            if not (exc.status == _NOT_FOUND_STATUS or exc.code in _NOT_FOUND_CODES):
+                raise
+            result = await self._not_known(exc)
+        else:
+            result = RenderResult.from_data(data, f"GET {path}")
         self._hint = parse_retry_after(headers)
         await self._seen(result)
         return result
+
+    async def _not_known(self, exc: APIError) -> RenderResult:
+        """What a "not found" means for this job, by the job store; ``exc`` when it is just
+        an unknown id."""
+        record = await self._store.get(self.id)
+        if record is None or not _same_service(record.base_url, self._api.base_url):
+            raise exc
+        if record.status == _contract.RENDER_FAILED and record.error == NEVER_RECEIVED:
+            return _never_received(self.id)  # settled by an earlier look
+        if not record.unconfirmed:
+            raise exc  # the service confirmed it once: its 404 is news, not ours to explain
+        now = time.time()
+        if now < record.submission_deadline:
+            if not self._said_not_known:
+                self._said_not_known = True
+                logger.warning(
+                    "render %s (%s in %s since %s) is not known to the service yet; it counts "
+                    "as failed if the service still does not know it at %s",
+                    self.id,
+                    record.status,
+                    self._store.where,
+                    _utc(record.created_at),
+                    _utc(record.submission_deadline),
+                )
+            return RenderResult(status=record.status, progress=record.progress, raw={"id": self.id})
+        settled = await self._store.update(
+            self.id,
+            when_status=UNCONFIRMED,
+            status=_contract.RENDER_FAILED,
+            progress=None,
+            error=NEVER_RECEIVED,
+        )
+        if settled is None or settled.status != _contract.RENDER_FAILED:
+            raise exc  # another process heard from the service meanwhile
+        where = self._store.where
+        logger.info("render %s: %s (marked failed in %s)", self.id, NEVER_RECEIVED, where)
+        return _never_received(self.id)
 
     async def _seen(self, result: RenderResult) -> None:
         """Keep ``result`` as the last look, and in the job store when it changed."""
@@ -257,12 +351,25 @@ class RenderJob:
             self.last.status,
             self.last.progress,
         ):
-            await self._store.update(
-                self.id,
-                status=result.status,
-                progress=result.progress,
-                download_url=result.download_url,
-            )
+            fields: dict[str, Any] = {
+                "status": result.status,
+                "progress": result.progress,
+                "download_url": result.download_url,
+                "error": result.error,
+            }
+            store = self._store
+            try:
+                if self._fence is not None and isinstance(store, JobLeases):
+                    # Fenced: a host that lost its lease writes nothing, and stops polling
+                    # (before its next poll).
+                    if not await store.fenced_update(self.id, self._fence, **fields):
+                        self._fence = None
+                        if self._lost is not None:
+                            self._lost.set()
+                else:
+                    await store.update(self.id, **fields)
+            except JobStoreUnavailableError as exc:
+                self._degraded(exc)
         self.last = result
 
     async def cancel(self) -> RenderResult:
@@ -314,7 +421,11 @@ class RenderJob:
         """
         if self.last is not None and self.last.cancelled:
             return self.last
-        record = await self._store.get(self.id)
+        try:
+            record = await self._store.get(self.id)
+        except JobStoreUnavailableError as exc:
+            self._degraded(exc)
+            return None
         if (
             record is not None
             and record.status == _contract.RENDER_CANCELLED
@@ -360,12 +471,35 @@ class RenderJob:
             self.last = known
             yield known
             return
+        deadline = asyncio.get_running_loop().time() + timeout
+        store = self._store
+        # A store shared by hosts (Redis): one host polls, the others follow the store.
+        changes = (
+            self._shared(store, poll_interval, timeout, deadline)
+            if isinstance(store, JobLeases)
+            else self._poll(poll_interval, timeout, deadline)
+        )
+        seen: tuple[str, float | None] | None = None
+        async for result in changes:
+            if (result.status, result.progress) != seen:
+                seen = (result.status, result.progress)
+                yield result
+
+    async def _poll(
+        self,
+        poll_interval: float | None,
+        timeout: float,
+        deadline: float,
+        lost: asyncio.Event | None = None,
+    ) -> AsyncIterator[RenderResult]:
+        """Poll the service until the job is done, yielding every look; ``lost``: the lease
+        this host polls under is gone (then it stops, raising :class:`_LeaseLost`)."""
         polls = 0
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        seen: tuple[str, float | None] | None = None
         failures = 0
         while True:
+            if lost is not None and lost.is_set():
+                raise _LeaseLost
             try:
                 # A poll that hangs must not hold the caller past its own deadline.
                 result = await asyncio.wait_for(self.status(), max(deadline - loop.time(), 0))
@@ -379,9 +513,7 @@ class RenderJob:
                     raise
                 result = None
             if result is not None:
-                if (result.status, result.progress) != seen:
-                    seen = (result.status, result.progress)
-                    yield result
+                yield result
                 if result.done:
                     return
             remaining = deadline - loop.time()
@@ -390,6 +522,105 @@ class RenderJob:
             polls += 1
             # A plain sleep: an idle wait costs no CPU.
             await asyncio.sleep(min(self._next_wait(poll_interval, polls), remaining))
+
+    async def _shared(
+        self, store: JobLeases, poll_interval: float | None, timeout: float, deadline: float
+    ) -> AsyncIterator[RenderResult]:
+        """Poll under the job's lease when no host holds it, else follow the host that does
+        (docs/fleet.md); the store unreachable: poll anyway (degraded)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                token = await store.take_lease(self.id)
+                record = None if token is not None else await self._store.get(self.id)
+            except JobStoreUnavailableError as exc:
+                self._degraded(exc)
+                async for result in self._poll(poll_interval, timeout, deadline):
+                    yield result
+                return
+            if token is not None:
+                try:
+                    async for result in self._owned(store, token, poll_interval, timeout, deadline):
+                        yield result
+                    return
+                except _LeaseLost:
+                    logger.info("render %s: another host took its lease; following it", self.id)
+                    continue
+            if record is None:
+                # Not in the store: the owner records nothing, so there is nothing to follow.
+                async for result in self._poll(poll_interval, timeout, deadline):
+                    yield result
+                return
+            try:
+                async with store.follow(self.id) as next_change:
+                    while True:
+                        # Read after subscribing: a change made in between is not missed.
+                        record = await self._store.get(self.id)
+                        if record is not None:
+                            result = _from_record(record)
+                            self.last = result
+                            yield result
+                            if record.finished:
+                                return
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            raise self._late(timeout)
+                        # Quiet for a third of the TTL: look whether the lease is free.
+                        if not await next_change(min(store.lease_ttl / 3, remaining)):
+                            break
+            except JobStoreUnavailableError as exc:
+                self._degraded(exc)
+                async for result in self._poll(poll_interval, timeout, deadline):
+                    yield result
+                return
+
+    async def _owned(
+        self,
+        store: JobLeases,
+        token: str,
+        poll_interval: float | None,
+        timeout: float,
+        deadline: float,
+    ) -> AsyncIterator[RenderResult]:
+        """Poll while holding the lease ``token``, renewing it every third of its TTL."""
+        lost = asyncio.Event()
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(store.lease_ttl / 3)
+                try:
+                    if not await store.renew_lease(self.id, token):
+                        lost.set()  # another host owns it now: this one stops polling
+                        return
+                except JobStoreUnavailableError as exc:
+                    # Polling goes on; if the lease lapses, another host may poll too: an
+                    # overlapping poll costs one idempotent GET, and writes stay fenced.
+                    self._degraded(exc)
+
+        renewing = asyncio.create_task(renew())
+        self._fence, self._lost = token, lost
+        try:
+            async for result in self._poll(poll_interval, timeout, deadline, lost):
+                yield result
+        finally:
+            self._fence = self._lost = None
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            if not lost.is_set():
+                # Done, timed out or cancelled: another host may take over at once.
+                with contextlib.suppress(JobStoreUnavailableError):
+                    await store.drop_lease(self.id, token)
+
+    def _degraded(self, exc: Exception) -> None:
+        if not self._said_degraded:
+            self._said_degraded = True
+            logger.warning(
+                "render %s: the job store is unreachable (%s); this host polls the service "
+                "itself (degraded)",
+                self.id,
+                exc,
+            )
 
     def _next_wait(self, poll_interval: float | None, polls: int) -> float:
         """A fixed cadence when asked for; else the server's hint, else the schedule."""
@@ -430,12 +661,19 @@ class RenderJob:
             RenderTimeoutError: the deadline passed first.
         """
         final: RenderResult | None = None
-        async for result in self.watch(poll_interval=poll_interval, timeout=timeout):
-            final = result
-            if on_progress is not None:
-                outcome = on_progress(result)
-                if inspect.isawaitable(outcome):
-                    await outcome
+        # In a notebook, with no callback of the caller's, a bar shows the render's progress.
+        with notebook_progress(
+            None if on_progress is None else _no_display, f"render {self.id}", total=100,
+            unit="%",
+        ) as bar:  # fmt: skip
+            async for result in self.watch(poll_interval=poll_interval, timeout=timeout):
+                final = result
+                if on_progress is not None:
+                    outcome = on_progress(result)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                elif bar is not None:
+                    bar(round(result.progress or 0), 100)
         assert final is not None  # watch() returns only after a done result
         if not final.ok:
             raise self._unfinished(final)
@@ -448,8 +686,11 @@ class RenderJob:
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
         stall_timeout: float = STALL_WINDOW,
-    ) -> Path:
+    ) -> VideoFile:
         """Download the finished MP4 to ``dest`` (a file, or a folder to put it in).
+
+        Returns:
+            Where it is: a :class:`pathlib.Path` that a notebook shows as a video player.
 
         ``timeout`` bounds the download (None: no overall deadline); ``stall_timeout`` fails
         it when less than 64 KB arrive in that many seconds, so a server dripping bytes
@@ -473,13 +714,27 @@ class RenderJob:
             if result.done:
                 raise self._unfinished(result)
             result = await self.wait()
-        transport = self._api.transport
-        fallback = _contract.render_download_path(self.id)
         target = Path(dest).expanduser()
         if target.is_dir():
             # Named after the job, not the CDN's name for it: predictable, and the same
             # whichever of the two URLs serves the bytes.
             target = target / video_file_name(self.id)
+        with notebook_progress(on_progress, f"download {target.name}", total=None) as shown:
+            path = await self._fetch(result, target, shown, timeout, stall_timeout)
+        await self._store.update(self.id, output_path=str(path))
+        return VideoFile(path)
+
+    async def _fetch(
+        self,
+        result: RenderResult,
+        target: Path,
+        on_progress: ProgressCallback | None,
+        timeout: float | None,
+        stall_timeout: float,
+    ) -> Path:
+        """The video from its URL, else from the API's download path (see :meth:`download`)."""
+        transport = self._api.transport
+        fallback = _contract.render_download_path(self.id)
         path: Path | None = None
         if result.download_url is not None:
             try:
@@ -510,8 +765,81 @@ class RenderJob:
                 timeout=timeout,
                 stall_timeout=stall_timeout,
             )
-        await self._store.update(self.id, output_path=str(path))
         return path
+
+
+class _LeaseLost(Exception):
+    """This host no longer holds the lease on polling a render: it stops polling."""
+
+
+def _from_record(record: JobRecord) -> RenderResult:
+    """A look at a job as the store recorded it (what a following host sees)."""
+    return RenderResult(
+        status=record.status,
+        progress=record.progress,
+        download_url=record.download_url,
+        error=record.error,
+        raw={"id": record.id, "status": record.status},
+    )
+
+
+def _no_display(_done: int, _total: int | None) -> None:
+    """Stands for a caller's own callback: no notebook display is added beside it."""
+
+
+def _never_received(render_id: str) -> RenderResult:
+    return RenderResult(
+        status=_contract.RENDER_FAILED,
+        error=NEVER_RECEIVED,
+        raw={"id": render_id, "status": _contract.RENDER_FAILED, "error": NEVER_RECEIVED},
+    )
+
+
+def _utc(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+
+
+def _same_service(recorded: str | None, current: str) -> bool:
+    """Whether a job recorded on ``recorded`` runs on the API at ``current``.
+
+    A job of another API (staging beside production under one home) is never settled by
+    this one's 404. The embedded emulator (``--local``) listens on a new port in every
+    process, over the same stored state, so loopback URLs that differ only in the port are
+    the same service.
+    """
+    if recorded is None or recorded == current:
+        return True
+    old, new = URL(recorded), URL(current)
+    return (
+        old.host in _LOOPBACK
+        and new.host in _LOOPBACK
+        and (old.scheme, old.path) == (new.scheme, new.path)
+    )
+
+
+async def settle_unconfirmed(api: Api, records: Sequence[JobRecord]) -> None:
+    """One look at the service for each job it never confirmed (see :meth:`RenderJob.status`),
+    so a crash between a submission and its answer leaves no job ``submitting`` forever.
+
+    Best effort: a look that fails (no network, a 5xx) leaves its job as it was for the next
+    look, and all of them together take at most :data:`SETTLE_TIMEOUT`.
+    """
+    orphans = [r for r in records if r.unconfirmed and _same_service(r.base_url, api.base_url)]
+    if not orphans:
+        return
+    at_once = asyncio.Semaphore(_SETTLE_AT_ONCE)
+
+    async def look(record: JobRecord) -> None:
+        async with at_once:
+            try:
+                await RenderJob(api, record.id, session_id=record.session_id).status()
+            except NemoError as exc:
+                logger.debug("render %s: left %s (%s)", record.id, record.status, exc)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(look(r) for r in orphans)), SETTLE_TIMEOUT)
+    except asyncio.TimeoutError:
+        logger.debug("no answer within %g s; the jobs stay as recorded", SETTLE_TIMEOUT)
 
 
 def video_file_name(render_id: str) -> str:
@@ -535,7 +863,11 @@ def _nothing_to_export(where: str) -> NothingToExportError:
 
 
 async def export(
-    api: Api, session_id: str, draft: Draft | Mapping[str, Any] | None = None
+    api: Api,
+    session_id: str,
+    draft: Draft | Mapping[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> RenderJob:
     """Check the draft, record the job, submit it (``Session.export`` documents this)."""
     if draft is None:
@@ -548,38 +880,162 @@ async def export(
         where = "the draft given"
     if not _contract.is_exportable(wire):
         raise _nothing_to_export(where)
+    if idempotency_key is not None:
+        return await _export_once(api, session_id, wire, check_idempotency_key(idempotency_key))
     store = api.jobs
-    endpoint = f"POST {_RENDER}"
     for attempt in (1, 2):
-        render_id = fresh_render_id()  # never one sent before: a retry gets a new one
-        # Recorded before the request: a crash between the two cannot lose the job's id.
-        await store.put(JobRecord(id=render_id, session_id=session_id, base_url=api.base_url))
+        # Reserved in the store: never one sent before, by this host or (Redis) any other;
+        # a retry gets a new one.
+        render_id = await store.new_render_id()
         try:
-            data = await api.request(
-                "POST", _RENDER, json=_contract.export_body(render_id, session_id, wire)
-            )
+            return await _submit(api, session_id, wire, render_id)
         except (ServerError, APIConnectionError) as exc:
-            # A failed submission is retried once, with a NEW id [R][V]. The job stays
-            # recorded as submitted: it may have reached the service.
-            await store.update(render_id, status=SUBMITTED)
+            # A failed submission is retried once, with a NEW id [R][V].
             if attempt == 2:
                 raise
             logger.info("render submission failed (%s); retrying once with a new id", exc)
-            continue
         except APIError as exc:
-            # The service answered and refused: this id never became a job.
-            await store.update(render_id, status=_contract.RENDER_FAILED)
             if attempt == 2 or not _new_id_may_help(exc):
                 raise
             logger.info("render submission refused (%s); retrying once with a new id", exc)
-            continue
-        except BaseException:
-            # Cancelled or timed out: the POST may have reached the service, so the job is
-            # kept as submitted (listed by jobs(include_finished=False)) until a poll says.
-            await asyncio.shield(store.update(render_id, status=SUBMITTED))
-            raise
-        return await _accepted(api, data, render_id, session_id, endpoint)
     raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover
+
+
+async def _submit(api: Api, session_id: str, wire: Mapping[str, Any], render_id: str) -> RenderJob:
+    """Record the job, send it once, and record what became of it."""
+    store = api.jobs
+    # Recorded before the request: a crash between the two cannot lose the job's id.
+    await store.put(JobRecord(id=render_id, session_id=session_id, base_url=api.base_url))
+    try:
+        data = await api.request(
+            "POST", _RENDER, json=_contract.export_body(render_id, session_id, wire)
+        )
+    except (ServerError, APIConnectionError):
+        # The job stays recorded as submitted: it may have reached the service.
+        await store.update(render_id, status=SUBMITTED)
+        raise
+    except APIError:
+        # The service answered and refused: this id never became a job.
+        await store.update(render_id, status=_contract.RENDER_FAILED)
+        raise
+    except BaseException:
+        # Cancelled or timed out: the POST may have reached the service, so the job is
+        # kept as submitted (listed by jobs(include_finished=False)) until a poll says.
+        await asyncio.shield(store.update(render_id, status=SUBMITTED))
+        raise
+    return await _accepted(api, data, render_id, session_id, f"POST {_RENDER}")
+
+
+# A waiting caller looks at the store this often (backing off), and asks the service about a
+# reservation that is being sent once it is this old, then this often.
+_CLAIM_POLL_FIRST = 0.05
+_CLAIM_POLL_MAX = 1.0
+_ASK_AFTER = 5.0
+_ASK_EVERY = 5.0
+
+
+async def _export_once(api: Api, session_id: str, wire: Mapping[str, Any], key: str) -> RenderJob:
+    """Export for an idempotency key: one render however many callers, on whichever hosts
+    (the model is in nemo_sync._export_claims and docs/fleet.md)."""
+    store = api.jobs
+    loop = asyncio.get_running_loop()
+    candidate = await store.new_render_id()  # used only if this caller wins the key
+    delay = _CLAIM_POLL_FIRST
+    next_ask = 0.0
+    while True:
+        claim = await store.claim_export(key, candidate, lease=RESERVE_LEASE)
+        if claim.won:
+            job = await _send_claimed(api, session_id, wire, key, claim.render_id)
+            if job is not None:
+                return job
+            candidate = await store.new_render_id()  # another caller took the key over
+            continue
+        if claim.state == ACCEPTED and claim.job_id:
+            logger.info("export %r: render %s, started before", key, claim.job_id)
+            return RenderJob(api, claim.job_id, session_id=session_id)
+        if (
+            claim.state == SENDING
+            and claim.now - claim.reserved_at >= _ASK_AFTER
+            and loop.time() >= next_ask
+        ):
+            next_ask = loop.time() + _ASK_EVERY
+            known = await _service_knows(api, claim.render_id)
+            if known:
+                # The sender died (or failed) after the request arrived: attach to it.
+                await store.advance_export(key, claim.render_id, ACCEPTED, job_id=claim.render_id)
+                return RenderJob(api, claim.render_id, session_id=session_id)
+            if known is False and claim.now >= claim.reserved_at + SUBMISSION_DEADLINE:
+                # Never arrived, and now never will: a NEW id, sent once [R][V].
+                if await store.retake_export(key, claim.render_id, candidate, lease=RESERVE_LEASE):
+                    logger.warning(
+                        "export %r: render %s never reached the service; sending %s instead",
+                        key,
+                        claim.render_id,
+                        candidate,
+                    )
+                    job = await _send_claimed(api, session_id, wire, key, candidate)
+                    if job is not None:
+                        return job
+                    candidate = await store.new_render_id()
+                continue
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, _CLAIM_POLL_MAX)
+
+
+async def _send_claimed(
+    api: Api, session_id: str, wire: Mapping[str, Any], key: str, render_id: str
+) -> RenderJob | None:
+    """Send the render of a key this caller reserved; None when the reservation was lost
+    before anything was sent (another caller sends it instead)."""
+    store = api.jobs
+    for attempt in (1, 2):
+        # From reserving to sending, only while the reservation is still this caller's:
+        # past this point the request may reach the service, and nobody else may send.
+        if not await store.advance_export(key, render_id, SENDING, from_state=RESERVING):
+            return None
+        try:
+            job = await _submit(api, session_id, wire, render_id)
+        except APIError as exc:
+            if attempt == 1 and (_new_id_may_help(exc) and not isinstance(exc, ServerError)):
+                # Refused, so nothing was made: once more with a new id [R][V].
+                new_id = await store.new_render_id()
+                if not await store.retake_export(key, render_id, new_id, lease=RESERVE_LEASE):
+                    return None
+                logger.info("render submission refused (%s); retrying once with a new id", exc)
+                render_id = new_id
+                continue
+            if not isinstance(exc, ServerError):
+                await store.release_export(key, render_id)  # nothing was made: key free again
+            # A 5xx may have made the job: the key stays "sending", and a later call with
+            # it asks the service (found: attached; never arrived: a new id).
+            raise
+        except APIConnectionError as exc:
+            if attempt == 1 and not exc.request_sent:
+                new_id = await store.new_render_id()
+                if not await store.retake_export(key, render_id, new_id, lease=RESERVE_LEASE):
+                    return None
+                logger.info("render submission failed (%s); retrying once with a new id", exc)
+                render_id = new_id
+                continue
+            raise
+        await store.advance_export(key, render_id, ACCEPTED, job_id=job.id)
+        return job
+    raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover
+
+
+async def _service_knows(api: Api, render_id: str) -> bool | None:
+    """Whether the service has a render of this id; None when it could not say."""
+    try:
+        await api.request("GET", _contract.render_status_path(render_id))
+    except APIError as exc:
+        if exc.status == _NOT_FOUND_STATUS or exc.code in _NOT_FOUND_CODES:
+            return False
+        logger.debug("render %s: the service could not say (%s)", render_id, exc)
+        return None
+    except APIConnectionError as exc:
+        logger.debug("render %s: the service could not say (%s)", render_id, exc)
+        return None
+    return True
 
 
 async def _accepted(

@@ -2,6 +2,10 @@
 
 Decisions come from the exception (the approach of hynek/stamina): each kind of failure has its
 own budget per call, so a 429 followed by a 1001 gets one retry each, not a shared count.
+
+A 429 whose Retry-After is longer than :data:`RETRY_AFTER_CAP` is not waited for at all: a
+wait cut short would only meet the same refusal, and a silent minute (then a failure) tells
+the user nothing. The error says the wait in words instead ("about 7 days").
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 
 import attrs
 
@@ -78,6 +83,47 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return max(0.0, when.timestamp() - current)
 
 
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def describe_wait(seconds: float) -> str:
+    """A wait in words, two units at most: "45 seconds", "3 hours 20 minutes", "about 7 days".
+
+    Under a minute it is counted in seconds, under a day in minutes, else in hours; "about"
+    says that rounding changed it.
+    """
+    seconds = max(0.0, seconds)
+    step = 1 if seconds < 60 else 60 if seconds < 86400 else 3600
+    steps = max(1, round(seconds / step))
+    left = steps * step
+    parts = []
+    for name, size in _UNITS:
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    text = " ".join(parts)
+    return text if steps * step == seconds else f"about {text}"
+
+
+def wait_until(seconds: float, *, now: float | None = None) -> str:
+    """When a wait of ``seconds`` from now ends, in UTC to the minute: "2025-06-08 10:00 UTC"."""
+    end = (time.time() if now is None else now) + max(0.0, seconds)
+    return datetime.fromtimestamp(end, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _too_long_to_wait(exc: RateLimitError, wait: float) -> None:
+    """Put the wait the SDK will not make into the error's message, in words.
+
+    The error object is the one raised to the caller (as ``with_link`` does for 2001): its
+    message is the only thing the user reads.
+    """
+    exc.message = (
+        f"Rate limited by the service for {describe_wait(wait)} (until {wait_until(wait)}); "
+        f"nemo-sync waits {RETRY_AFTER_CAP:.0f} s at most, so it stopped at once instead."
+    )
+    exc.args = (exc.message,)
+
+
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ... capped at 8 s."""
     ceiling = min(BACKOFF_CAP, BACKOFF_START * (2**attempt))
@@ -110,9 +156,13 @@ class RetryBudget:
         if isinstance(exc, RateLimitError):
             if self.rate_limited >= 1:
                 return None
-            self.rate_limited += 1
             wait = exc.retry_after if exc.retry_after is not None else RETRY_AFTER_DEFAULT
-            return min(wait, RETRY_AFTER_CAP)
+            if wait > RETRY_AFTER_CAP:
+                # Retrying before the server's time would be refused again: fail now, in words.
+                _too_long_to_wait(exc, wait)
+                return None
+            self.rate_limited += 1
+            return wait
         if isinstance(exc, AuthenticationError):
             # Only the SDK's own anonymous token may be swapped; a user's token is theirs.
             if not self.anonymous_auth or self.reauthed >= 1 or self.token_used is None:

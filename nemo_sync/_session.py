@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from nemo_sync._contract import (
 )
 from nemo_sync._envelope import pick, require_object
 from nemo_sync._models import Media
+from nemo_sync._notebook import in_notebook, still_working_line
 from nemo_sync._render_job import RenderJob
 from nemo_sync._session_state import SessionState, fetch_state
 from nemo_sync._upload import UploadFile, UploadSource
@@ -78,6 +80,17 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(id={self.id!r}, task_id={self.task_id!r})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the session's id and its browser link (once :meth:`claim_url` made
+        one; ``create_session()`` makes it in a notebook)."""
+        rows = f"<b>Session</b> <code>{html.escape(self.id)}</code>"
+        if self._claim is not None:
+            link = html.escape(self._claim[0], quote=True)
+            rows += f' &middot; <a href="{link}" target="_blank">open in the browser</a>'
+        elif self.task_id:
+            rows += " &middot; <code>await session.claim_url()</code> for a browser link"
+        return f"<p>{rows}</p>"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Session) and other.id == self.id
@@ -224,6 +237,8 @@ class Session:
             AgentError: the agent reported an error.
             APITimeoutError: the turn ran past ``timeout`` or ``idle_timeout``.
         """
+        if on_still_working is None and in_notebook():
+            on_still_working = still_working_line  # a notebook shows the long turns too
         turn = self.chat(
             text, on_still_working=on_still_working, timeout=timeout, idle_timeout=idle_timeout
         )
@@ -329,7 +344,12 @@ class Session:
             self._api, self.id, sources, concurrency=concurrency, on_progress=on_progress
         )
 
-    async def export(self, draft: Draft | Mapping[str, Any] | None = None) -> RenderJob:
+    async def export(
+        self,
+        draft: Draft | Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> RenderJob:
         """Start rendering the timeline to an MP4 (export is free: no credits are spent).
 
         The canvas (size, aspect) is part of the draft, so there is nothing else to choose.
@@ -340,6 +360,9 @@ class Session:
         Args:
             draft: What to render. None sends the session's current timeline back exactly
                 as the service gave it; a :class:`Draft` or a wire dict sends that instead.
+            idempotency_key: Export once for this key: every call with it, from any process
+                sharing the job store (any host, with a :class:`RedisJobStore`), returns the
+                same job, and one render request is sent (for 24 hours; docs/fleet.md).
 
         Returns:
             The :class:`RenderJob`; ``await job.wait()`` then ``await job.download(path)``.
@@ -347,5 +370,7 @@ class Session:
         Raises:
             NothingToExportError: the timeline has no track with segments (nothing is sent).
             ExportBlockedError: the plan does not allow export.
+            JobStoreUnavailableError: the job store cannot be reached (with an idempotency
+                key nothing is sent then: a duplicate render could follow).
         """
-        return await _render_job.export(self._api, self.id, draft)
+        return await _render_job.export(self._api, self.id, draft, idempotency_key=idempotency_key)

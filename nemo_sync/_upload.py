@@ -22,6 +22,7 @@ import attrs
 from nemo_sync._contract import MAX_UPLOAD_BYTES, MEDIA_LIST_KEYS, upload_path, url_upload_body
 from nemo_sync._formats import SNIFF_BYTES, check_format, extension_of
 from nemo_sync._models import Media
+from nemo_sync._notebook import notebook_progress
 from nemo_sync._upload_body import (
     CHUNK_SIZE,
     STALL_TIMEOUT,
@@ -361,7 +362,10 @@ async def upload(
     api: Api, session_id: str, item: UploadFile, on_progress: ProgressCallback | None = None
 ) -> Media:
     """Check one upload locally, then send it (``Session.upload`` documents the options)."""
-    return await send(api, session_id, await prepare(item), on_progress)
+    prepared = await prepare(item)
+    # In a notebook, with no callback of the caller's, a bar shows the bytes going out.
+    with notebook_progress(on_progress, f"upload {prepared.name}", total=prepared.size) as shown:
+        return await send(api, session_id, prepared, shown)
 
 
 def _check_url(url: Any) -> str:
@@ -430,32 +434,38 @@ async def upload_many(
     sent = [0] * len(prepared)
     done_bytes = 0
 
-    def file_progress(index: int) -> ProgressCallback | None:
-        if on_progress is None:
-            return None
+    # In a notebook, with no callback of the caller's, one bar shows the whole batch.
+    label = f"upload {prepared[0].name}" if len(prepared) == 1 else f"upload {len(prepared)} files"
+    with notebook_progress(on_progress, label, total=total) as report_to:
 
-        def report(now: int, _size: int) -> object:
-            nonlocal done_bytes
-            done_bytes += now - sent[index]
-            sent[index] = now
-            return on_progress(done_bytes, total)
+        def file_progress(index: int) -> ProgressCallback | None:
+            if report_to is None:
+                return None
 
-        return report
+            def report(now: int, _size: int) -> object:
+                nonlocal done_bytes
+                done_bytes += now - sent[index]
+                sent[index] = now
+                return report_to(done_bytes, total)
 
-    results: list[Media | None] = [None] * len(prepared)
-    errors: dict[int, BaseException] = {}
-    queue = iter(range(len(prepared)))
+            return report
 
-    async def worker() -> None:
-        for index in queue:
-            if errors:
-                return  # after a failure, start nothing new
-            try:
-                results[index] = await send(api, session_id, prepared[index], file_progress(index))
-            except Exception as exc:  # every failure is reported in the batch error
-                errors[index] = exc
+        results: list[Media | None] = [None] * len(prepared)
+        errors: dict[int, BaseException] = {}
+        queue = iter(range(len(prepared)))
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(prepared)))))
+        async def worker() -> None:
+            for index in queue:
+                if errors:
+                    return  # after a failure, start nothing new
+                try:
+                    results[index] = await send(
+                        api, session_id, prepared[index], file_progress(index)
+                    )
+                except Exception as exc:  # every failure is reported in the batch error
+                    errors[index] = exc
+
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(prepared)))))
     if errors:
         not_sent = sum(1 for i, m in enumerate(results) if m is None and i not in errors)
         names = [p.name for p in prepared]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from contextlib import aclosing
@@ -46,18 +47,48 @@ class Source(Protocol):
         """Its bytes from the start, exactly as many as were checked, or an error."""
 
 
+MAX_NAME_BYTES = 255
+"""The longest file name sent, in UTF-8 bytes: what most file systems hold (NAME_MAX), so the
+service can keep a file under the name it shows."""
+
+# Every run of control characters (C0, DEL, C1): none is valid in a header line, and none
+# belongs in a name a person reads (a terminal acts on ESC, BEL, CSI).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]+")
+# Lone surrogates: the bytes of a file name on disk that are not UTF-8 (os.fsdecode keeps them
+# this way), which cannot be encoded to send.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sendable_name(name: str) -> str:
+    """The file name as it is sent, and so as the service shows it.
+
+    Each run of control characters becomes ``_`` (``"a\\nb\\x1bc.mp4"`` -> ``"a_b_c.mp4"``),
+    each undecodable byte ``U+FFFD``, and a name over :data:`MAX_NAME_BYTES` is cut short
+    before its extension, between characters, so the service still knows its format.
+    """
+    name = _CONTROLS.sub("_", _SURROGATE.sub("\ufffd", name))
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    # The extension is an accepted format's (checked before this): a few ASCII letters.
+    suffix = dot + ext if stem and len(ext) <= 8 else ""
+    head = (stem if suffix else name).encode()[: MAX_NAME_BYTES - len(suffix)]
+    return head.decode(errors="ignore") + suffix  # "ignore": drops a character cut in two
+
+
 @attrs.frozen
 class Prepared:
     """A checked upload: what to call it, how big it is, and where its bytes are.
 
     Attributes:
-        name: The file name sent with it.
+        name: The file name sent with it: the caller's, made safe to send
+            (:func:`sendable_name`).
         size: Its size in bytes (the file part's, not the whole multipart body's).
         content_type: Its media type.
         source: Its bytes.
     """
 
-    name: str
+    name: str = attrs.field(converter=sendable_name)
     size: int
     content_type: str
     source: Source
@@ -269,9 +300,24 @@ class _StallGuard:
         self._handle.cancel()
 
 
+def _percent(match: re.Match[str]) -> str:
+    return "".join(f"%{ord(c):02X}" for c in match.group())
+
+
 def _quote_filename(name: str) -> str:
-    """The file name as browsers put it in a form-data header (the WHATWG HTML rules)."""
-    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    """The file name between the quotes of the part's ``Content-Disposition`` header.
+
+    As browsers and curl send it (the WHATWG HTML rules), with two choices made for the
+    service's parser, python-multipart (>= 0.0.7), which undoes quoted-pairs and ignores
+    ``filename*`` (RFC 7578, section 4.2, forbids it in form data):
+
+    - ``"`` is ``%22`` and any control character that got this far is ``%XX`` (WHATWG names
+      CR and LF; every control is invalid in a header line), so the line is always valid;
+    - a backslash is sent as the quoted-pair ``\\\\``: python-multipart and aiohttp (the
+      emulator) both read that back as one backslash, whereas aiohttp drops a lone one;
+    - anything else, non-ASCII included, is sent as it is, in UTF-8; no ``filename*``.
+    """
+    return _CONTROLS.sub(_percent, name.replace("\\", "\\\\").replace('"', "%22"))
 
 
 class MultipartBody(Payload):

@@ -15,6 +15,7 @@ Every error the SDK raises on purpose is a :class:`NemoError`. The tree::
     │   ├── RateLimitError              HTTP 429 (carries .retry_after)
     │   ├── MissingClientIdError        HTTP 400: missing X-Client-Id
     │   ├── ServerError                 HTTP 5xx
+    │   ├── StorageFullError            HTTP 507: the service's disk is full (not temporary)
     │   ├── RequestRefusedError         {"success": false, "error": ...}, HTTP 200 included
     │   └── AgentError                  the agent failed or crashed inside a chat stream
     ├── APIConnectionError            the request did not complete (network)
@@ -57,6 +58,7 @@ __all__ = [
     "FileTooLargeError",
     "InsufficientCreditsError",
     "InvalidUploadError",
+    "JobStoreUnavailableError",
     "MissingClientIdError",
     "NemoError",
     "NothingToExportError",
@@ -69,6 +71,7 @@ __all__ = [
     "ResponseTooLargeError",
     "ServerError",
     "SessionNotFoundError",
+    "StorageFullError",
     "StreamInterruptedError",
     "UnsupportedFileError",
     "UploadBatchError",
@@ -186,6 +189,13 @@ class MissingClientIdError(APIError):
 
 class ServerError(APIError):
     """HTTP 5xx: the service (or a proxy in front of it) failed."""
+
+
+class StorageFullError(APIError):
+    """HTTP 507 Insufficient Storage: the service has no room to store the upload or the
+    render (its disk is full). Not a :class:`ServerError`: it does not pass by itself, so it
+    is never retried; the message says which disk, when the service named it (the emulator
+    and ``nemo-sync --local`` do), and what to do."""
 
 
 class RequestRefusedError(APIError):
@@ -345,3 +355,12 @@ class DownloadError(NemoError):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class JobStoreUnavailableError(NemoError):
+    """The render job store could not be reached (a Redis that is down or refuses, say).
+
+    Raised instead of going on where going on could do harm: an export with an idempotency
+    key is not sent when the key cannot be reserved, since a second render of the same edit
+    could follow.
+    """

@@ -60,6 +60,25 @@ class RedisServer:
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not open its socket within 10 s")
             time.sleep(0.01)
+        self._wait_until_it_answers(deadline)
+
+    def _wait_until_it_answers(self, deadline: float) -> None:
+        """The socket file appears a moment before the server accepts connections (longer on
+        a loaded machine): wait for a PING."""
+        import redis  # the tests' dependency, not the fixture module's import-time one
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.exceptions.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("redis-server does not answer") from None
+                    time.sleep(0.025)
+        finally:
+            client.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:

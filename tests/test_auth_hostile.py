@@ -29,8 +29,8 @@ def _rate_limited(retry_after: str | None) -> web.Response:
 
 @pytest.mark.parametrize(
     ("retry_after", "expected_wait"),
-    [("60", 60.0), ("604800", 60.0), (None, 30.0)],
-    ids=["retry-after-60", "retry-after-capped", "no-retry-after"],
+    [("60", 60.0), (None, 30.0)],
+    ids=["retry-after-60", "no-retry-after"],
 )
 async def test_a_rate_limited_token_call_waits_once_then_raises(
     api: ScriptedServer, waits: list[float], retry_after: str | None, expected_wait: float
@@ -47,6 +47,20 @@ async def test_a_rate_limited_token_call_waits_once_then_raises(
     assert waits == [expected_wait]
     assert api.count(*CREDITS) == 0
     assert caught.value.endpoint == "POST /api/auth/anonymous-token"
+
+
+async def test_a_token_call_rate_limited_past_the_cap_is_not_waited_for(
+    api: ScriptedServer, waits: list[float]
+) -> None:
+    """Issue 24: Retry-After 604800 was cut to a silent 60 s wait, then the same 429."""
+    api.clear(*TOKEN)
+    api.reply(*TOKEN, lambda: _rate_limited("604800"))
+    api.reply(*CREDITS, credits_reply)
+    async with NemoClient(base_url=api.url) as nemo:
+        with pytest.raises(nemo_sync.RateLimitError, match="in 7 days") as caught:
+            await nemo.credits()
+    assert (api.count(*TOKEN), api.count(*CREDITS), waits) == (1, 0, [])
+    assert caught.value.endpoint == TOKEN_ENDPOINT
 
 
 async def test_a_token_call_rate_limited_once_goes_on(

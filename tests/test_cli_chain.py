@@ -52,7 +52,8 @@ def test_upload_then_ask_then_export_makes_the_video(media, tmp_path: Path) -> N
     assert exported.returncode == 0, exported.stderr
     with av.open(str(tmp_path / "out.mp4")) as video:
         assert video.streams.video[0].codec_context.width > 0
-        assert video.duration and video.duration > 0
+        assert video.duration
+        assert video.duration > 0
 
 
 def test_ask_json_says_what_changed_in_the_same_session(media, tmp_path: Path) -> None:
@@ -73,9 +74,7 @@ def test_ask_json_says_what_changed_in_the_same_session(media, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("command", ["ask", "sync"])
-def test_no_command_prints_an_untranslated_gui_phrase(
-    media, tmp_path: Path, command: str
-) -> None:
+def test_no_command_prints_an_untranslated_gui_phrase(media, tmp_path: Path, command: str) -> None:
     home = tmp_path / "home"
     env = {"NEMO_EMULATOR_SILENT_RATIO": "0", "NEMO_EMULATOR_GUI_PHRASE_RATIO": "1.0"}
     if command == "ask":
@@ -114,3 +113,20 @@ def test_chat_continues_the_last_session_and_new_starts_another(media, tmp_path:
         finally:
             child.close(force=True)
         assert (f"Continuing session {session_id}" in before) is continued, before
+
+
+def test_upload_moves_on_to_a_new_session_when_the_last_one_is_gone(media, tmp_path: Path) -> None:
+    """The remembered session may vanish (expired, a damaged --local database recovered
+    without it): upload starts a new one instead of failing on every run."""
+    home = tmp_path / "home"
+    first = run("--json", "upload", str(media.clips[0]), home=home, cwd=tmp_path)
+    gone = json.loads(first.stdout)["session_id"]
+    state_file = home / "local" / "cli-state.json"  # --local keeps its own, under local/
+    state_file.write_text(state_file.read_text().replace(gone, "s-that-is-gone"))
+    lost = run("state", home=home, cwd=tmp_path)
+    assert lost.returncode == 1
+    assert "nemo-sync upload FILES" in lost.stderr  # says how to go on
+    again = run("--json", "upload", str(media.clips[0]), home=home, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "no longer exists: starting a new one" in again.stderr
+    assert json.loads(again.stdout)["session_id"] not in (gone, "s-that-is-gone")

@@ -6,9 +6,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 
-from nemo_sync._jobstore import KEEP_FINISHED, JobRecord, JobStore
+from nemo_sync import _jobstore
+from nemo_sync._jobstore import KEEP_FINISHED, DamagedRecordError, JobRecord, JobStore
+from nemo_sync.errors import ConfigurationError
 
 
 async def test_put_update_list_round_trip(tmp_path: Path) -> None:
@@ -41,16 +44,91 @@ async def test_many_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert len(await JobStore(tmp_path).list()) == 40
 
 
-async def test_a_damaged_file_is_ignored_not_fatal(
+async def test_a_damaged_file_is_set_aside_not_fatal(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "jobs.json").write_text("{not json")
     assert await JobStore(tmp_path).list() == []
-    assert "ignoring unreadable" in caplog.text
-    (tmp_path / "jobs.json").write_text(
-        json.dumps({"jobs": [{"id": 3}, {"id": "ok", "session_id": "s"}, {"id": "x", "bogus": 1}]})
-    )
-    assert [r.id for r in await JobStore(tmp_path).list()] == ["ok"]
+    assert "was damaged (it is not JSON); moved aside to jobs.json.damaged-" in caplog.text
+    [aside] = tmp_path.glob("jobs.json.damaged-*")
+    assert aside.read_text() == "{not json"
+
+
+def test_a_record_reads_and_writes_its_known_fields_and_keeps_the_rest() -> None:
+    item = {
+        "id": "r1",
+        "session_id": "s",
+        "created_at": 5,  # an integer is a number too
+        "status": "pending",
+        "progress": 10,
+        "render_node": {"zone": "eu"},  # a newer version's
+    }
+    record = JobRecord.from_json(item)
+    assert record == JobRecord(id="r1", session_id="s", created_at=5.0, status="pending",
+                               progress=10.0)  # fmt: skip
+    assert record.extra == {"render_node": {"zone": "eu"}}
+    assert "render_node" not in repr(record)
+    assert record.to_json()["render_node"] == {"zone": "eu"}
+    assert JobRecord.from_json(record.to_json()).extra == record.extra
+    # Unknown fields survive an update: evolve keeps them.
+    assert attrs.evolve(record, status="completed").extra == record.extra
+
+
+@pytest.mark.parametrize(
+    ("item", "why"),
+    [
+        (["not", "an", "object"], "it is a list, not an object"),
+        ({"session_id": "s", "created_at": 1, "status": "pending"}, "id is missing"),
+        ({"id": "", "session_id": "s", "created_at": 1, "status": "x"}, "id is empty"),
+        ({"id": 7, "session_id": "s", "created_at": 1, "status": "x"}, "id is a number"),
+        ({"id": "a", "created_at": 1, "status": "x"}, "session_id is missing"),
+        ({"id": "a", "session_id": "s", "created_at": "today", "status": "x"},
+         "created_at is a string, not a number"),
+        ({"id": "a", "session_id": "s", "created_at": True, "status": "x"},
+         "created_at is a boolean, not a number"),
+        ({"id": "a", "session_id": "s", "created_at": 10**400, "status": "x"},
+         "created_at is out of range"),
+        ({"id": "a", "session_id": "s", "created_at": 1, "status": None},
+         "status is null, not a string"),
+        ({"id": "a", "session_id": "s", "created_at": 1, "status": "x", "progress": "50%"},
+         "progress is a string, not a number"),
+        ({"id": "a", "session_id": "s", "created_at": 1, "status": "x", "output_path": []},
+         "output_path is a list, not a string"),
+    ],
+)  # fmt: skip
+def test_a_record_of_the_wrong_shape_says_what_is_wrong(item: object, why: str) -> None:
+    with pytest.raises(DamagedRecordError) as caught:
+        JobRecord.from_json(item)
+    assert str(caught.value).startswith(why)
+
+
+async def test_update_when_status_changes_only_a_record_still_in_that_status(
+    tmp_path: Path,
+) -> None:
+    store = JobStore(tmp_path)
+    await store.put(JobRecord(id="a", session_id="s", status="submitting"))
+    moved = await store.update("a", when_status={"submitting"}, status="pending")
+    assert moved is not None
+    assert moved.status == "pending"
+    # Another process confirmed it meanwhile: a stale "mark it failed" must not undo that.
+    kept = await store.update("a", when_status={"submitting"}, status="failed")
+    assert kept is not None
+    assert kept.status == "pending"
+    assert (await store.get("a")) == moved
+
+
+async def test_a_write_past_the_record_cap_is_refused_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_jobstore, "MAX_RECORDS", 3)
+    store = JobStore(tmp_path)
+    for i in range(3):
+        await store.put(JobRecord(id=f"j{i}", session_id="s", created_at=float(i)))
+    before = (tmp_path / "jobs.json").read_bytes()
+    with pytest.raises(ConfigurationError, match="would hold 4 render jobs, more than 3"):
+        await store.put(JobRecord(id="j3", session_id="s"))
+    # A file the store would refuse to read is never written.
+    assert (tmp_path / "jobs.json").read_bytes() == before
 
 
 async def test_finished_jobs_beyond_the_newest_are_pruned(tmp_path: Path) -> None:

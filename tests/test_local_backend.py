@@ -24,6 +24,7 @@ import pytest
 from nemo_sync import NemoClient
 from nemo_sync.emulator import Emulator
 from nemo_sync.emulator._store import DB_FILE, MemoryStore, SqliteStore
+from nemo_sync.emulator._store_admin import worker_alive
 from nemo_sync.local import make_sample_media
 from tests.render_doubles import BytesRenderBackend
 
@@ -179,6 +180,22 @@ async def test_reset_empties_the_store_for_every_emulator_on_it(media, tmp_path:
     with sqlite3.connect(folder / DB_FILE) as db:
         kinds = sorted(k for (k,) in db.execute("SELECT kind FROM records"))
     assert kinds == ["account", "token"]  # only the account made after the reset
+
+
+async def test_each_emulator_on_a_folder_says_it_is_alive_until_it_stops(tmp_path: Path) -> None:
+    """What tells a later process whether a file is being written or was left by a killed
+    one: each emulator holds a lock in the folder for as long as it runs."""
+    folder = tmp_path / "backend"
+    killed = "wrk_" + "0" * 12
+    async with _emulator(folder) as one, _emulator(folder) as two:
+        assert worker_alive(folder, one.worker_id) is True
+        assert worker_alive(folder, two.worker_id) is True
+        assert worker_alive(folder, "wrk_" + "1" * 12) is None  # never ran here
+        (folder / "workers" / killed).touch()  # what a killed one leaves: a free lock file
+        assert worker_alive(folder, killed) is False
+    assert worker_alive(folder, one.worker_id) is None  # stopped cleanly: its file is gone
+    async with _emulator(folder) as three:  # and the next one clears the killed one's
+        assert [p.name for p in (folder / "workers").iterdir()] == [three.worker_id]
 
 
 # -- the CLI, as separate processes ------------------------------------------------------

@@ -16,12 +16,22 @@ def rate_limited(after: float | None) -> nemo_sync.RateLimitError:
     return nemo_sync.RateLimitError("slow", retry_after=after, status=429)
 
 
-def test_a_429_is_retried_once_with_its_wait_capped() -> None:
+def test_a_429_is_retried_once_after_its_wait() -> None:
     b = budget()
     assert b.plan(rate_limited(5.0)) == 5.0
     assert b.plan(rate_limited(5.0)) is None
-    assert budget().plan(rate_limited(3600.0)) == RETRY_AFTER_CAP
+    assert budget().plan(rate_limited(RETRY_AFTER_CAP)) == RETRY_AFTER_CAP
     assert budget().plan(rate_limited(None)) == 30.0
+
+
+def test_a_429_asking_for_more_than_the_cap_is_not_retried_and_says_the_wait() -> None:
+    """Issue 24: waiting 60 s of a week's Retry-After only met the same refusal, in silence."""
+    error = rate_limited(RETRY_AFTER_CAP + 1)
+    b = budget()
+    assert b.plan(error) is None
+    assert "about 1 minute" in str(error)
+    assert "60 s at most" in str(error)
+    assert b.rate_limited == 0  # not spent: a later, shorter 429 in this call may still wait
 
 
 def test_a_post_that_may_have_arrived_is_never_replayed() -> None:

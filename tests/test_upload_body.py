@@ -23,6 +23,7 @@ from nemo_sync._upload_body import (
     Prepared,
     Progress,
     StreamSource,
+    _quote_filename,
     _StallGuard,
 )
 from nemo_sync.errors import APITimeoutError
@@ -292,3 +293,64 @@ async def test_a_file_opened_after_its_attempt_was_cancelled_is_closed(
         await asyncio.sleep(0.01)
     assert opened
     assert opened[0].closed
+
+
+# -- the file name in the part's header ---------------------------------------------------------
+#
+# What the service reads back (FastAPI: python-multipart >= 0.0.7) is the plain ``filename``
+# parameter with quoted-pairs undone (``\\`` -> ``\``); it ignores ``filename*`` (RFC 7578
+# section 4.2 forbids it in form data), so none is sent and non-ASCII goes as raw UTF-8, as
+# browsers send it. Control characters never reach the wire: each run becomes ``_``.
+
+PART = b'Content-Disposition: form-data; name="files"; filename="%s"\r\n'
+
+
+async def part_header(name: str) -> bytes:
+    """The Content-Disposition line of the body sent for ``name``."""
+    prepared = Prepared(
+        name=name, size=3, content_type="video/mp4", source=StreamSource(_one(b"abc"), 3)
+    )
+    writer = CollectingWriter()
+    await MultipartBody(prepared, Progress(None, 3), endpoint="POST /x", stall_timeout=1).write(
+        writer  # type: ignore[arg-type]
+    )
+    head = bytes(writer.data).split(b"\r\n", 1)[1]
+    return head[: head.index(b"\r\n") + 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "sent"),
+    [
+        ("line\nbreak \x1b[31mred\x07.mp4", b"line_break _[31mred_.mp4"),
+        ("cr\r\nlf\r.mp4", b"cr_lf_.mp4"),  # a run of controls is one _
+        ("tab\tnul\x00del\x7fc1\x9b.mp4", b"tab_nul_del_c1_.mp4"),  # C0, DEL and C1 alike
+        ('say "hi".mp4', b"say %22hi%22.mp4"),  # as browsers and curl send a quote
+        ("a\\b.mp4", b"a\\\\b.mp4"),  # a quoted-pair: read back as one backslash
+        ("ends with \\", b"ends with \\\\"),  # never escapes the closing quote
+        ("a;b=c.mp4", b"a;b=c.mp4"),  # inside the quotes: not a separator
+        ("café 🎵.mp4", "café 🎵.mp4".encode()),  # raw UTF-8, no filename*
+        ("clip\udcff.mp4", "clip\ufffd.mp4".encode()),  # undecodable bytes on disk
+    ],
+)
+async def test_the_file_name_is_sent_safely(name: str, sent: bytes) -> None:
+    assert await part_header(name) == PART % sent
+
+
+async def test_a_long_name_is_cut_to_255_bytes_keeping_its_extension() -> None:
+    assert await part_header("x" * 300 + ".mp4") == PART % (b"x" * 251 + b".mp4")
+    # Cut between characters, never inside one: 125 two-byte letters fit in 251 bytes.
+    assert await part_header("é" * 200 + ".mp4") == PART % ("é" * 125 + ".mp4").encode()
+    assert await part_header("x" * 255) == PART % (b"x" * 255)  # at the limit: untouched
+
+
+def test_the_name_sent_is_the_name_the_upload_reports() -> None:
+    # Errors and the match against the reply's file name use the name sent, which never
+    # carries a control character a terminal would act on.
+    prepared = Prepared(name="a\x1b[2Jb.mp4", size=1, content_type="video/mp4", source=None)  # type: ignore[arg-type]
+    assert prepared.name == "a_[2Jb.mp4"
+
+
+def test_the_header_escapes_whatever_it_is_given() -> None:
+    # The second line of defence: even a name that was not made safe first gives a valid
+    # header line (no raw control byte, no unbalanced quote).
+    assert _quote_filename('a"\\\r\n\x1b\x7f.mp4') == "a%22\\\\%0D%0A%1B%7F.mp4"

@@ -17,7 +17,7 @@ from nemo_sync._version import __version__
 from nemo_sync.cli import _basic
 from nemo_sync.cli._context import Context
 from nemo_sync.cli._output import Output
-from nemo_sync.errors import APIConnectionError, NemoError
+from nemo_sync.errors import APIConnectionError, NemoError, SessionNotFoundError
 
 __all__ = ["main"]
 
@@ -103,6 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.error(str(exc))
         if not args.local:
             output.hint("no network? `nemo-sync --local ...` runs on the embedded emulator")
+        _trace(args, output)
+        return 1
+    except SessionNotFoundError as exc:
+        output.error(str(exc))
+        output.hint(
+            "a new session: `nemo-sync upload FILES...`, `nemo-sync chat --new` or "
+            "`nemo-sync sync FILES...`"
+        )
         _trace(args, output)
         return 1
     except (NemoError, OSError, ValueError) as exc:

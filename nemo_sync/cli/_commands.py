@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from nemo_sync._formats import FORMATS, format_of
 from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
-from nemo_sync.errors import ConfigurationError
+from nemo_sync.errors import ConfigurationError, SessionNotFoundError
 
 if TYPE_CHECKING:
+    from nemo_sync._jobstore import JobRecord
     from nemo_sync._render_job import RenderJob
     from nemo_sync.local import SampleMedia
 
@@ -139,7 +140,16 @@ async def upload_command(ctx: Context) -> int:
         session = await workflow.open_session(ctx, ctx.args.session, create=False)
     except ConfigurationError:  # no session yet: make one, as the skill does
         session = await workflow.open_session(ctx, None, create=True)
-    media = await workflow.upload_all(ctx, session, ctx.args.media)
+    try:
+        media = await workflow.upload_all(ctx, session, ctx.args.media)
+    except SessionNotFoundError:
+        if ctx.args.session:
+            raise  # the session the user named: theirs to decide about
+        # The remembered session is gone (expired, or a --local database recovered without
+        # it): nothing was stored there, so the files go to a new one.
+        ctx.output.say(f"The last session ({session.id}) no longer exists: starting a new one")
+        session = await workflow.open_session(ctx, None, create=True)
+        media = await workflow.upload_all(ctx, session, ctx.args.media)
     ctx.output.result(
         f"Session {session.id}: uploaded {len(media)} file(s)",
         {"session_id": session.id, "media": [m.raw for m in media]},
@@ -171,12 +181,13 @@ async def jobs_command(ctx: Context) -> int:
     """List render jobs (kept across crashes), or wait for / download / cancel one."""
     client = await ctx.client()
     if ctx.args.action == "list":
+        # Jobs a crash left unconfirmed are looked up first: found, or failed with the reason.
         records = await client.jobs()
-        lines = [
-            f"{r.id}  {r.status:<10} session {r.session_id}  {r.output_path or ''}".rstrip()
-            for r in records
-        ]
-        ctx.output.result("\n".join(lines) or "No render jobs yet.", list(records))
+        lines = [f"{r.id}  {r.status:<10} session {r.session_id}  {_detail(r)}" for r in records]
+        ctx.output.result(
+            "\n".join(line.rstrip() for line in lines) or "No render jobs yet.",
+            [r.to_json() for r in records],  # as the store holds them, newer fields included
+        )
         return 0
     if not ctx.args.job_id:  # a usage error (exit 2), which argparse cannot see
         ctx.output.error(f"`jobs {ctx.args.action}` needs a job id (see `nemo-sync jobs`)")
@@ -190,6 +201,13 @@ async def jobs_command(ctx: Context) -> int:
     report = await workflow.finish_job(ctx, job, out, {"job_id": job.id})
     ctx.output.result(_finished(ctx, report), report)
     return 0
+
+
+def _detail(record: JobRecord) -> str:
+    """Where the video went, else why the job failed."""
+    if record.output_path:
+        return record.output_path
+    return f"({record.error})" if record.error and record.finished else ""
 
 
 async def _cancel(ctx: Context, job: RenderJob) -> int:

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from nemo_sync._atomic import write_private
 from nemo_sync._client import NemoClient
+from nemo_sync._safe_file import read_state_file, set_aside
 from nemo_sync._session import Session
 from nemo_sync._settings import resolve_base_url, resolve_home
 from nemo_sync.cli._output import Output
 from nemo_sync.errors import ConfigurationError
 
+logger = logging.getLogger("nemo_sync")
+
 CLI_STATE = "cli-state.json"
+# A session id per API URL: a few hundred bytes. Anything much larger is not this file.
+_MAX_CLI_STATE = 64 * 1024
 
 
 LOCAL_FOLDER = "local"
@@ -42,6 +51,81 @@ def _emulator_settings() -> dict[str, Any]:
     if seed:
         settings["seed"] = int(seed)
     return settings
+
+
+@attrs.frozen
+class RememberedSession:
+    """The last session used against one API: its id, its task id, and fields kept as found."""
+
+    id: str
+    task_id: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        task = {"task_id": self.task_id} if self.task_id is not None else {}
+        return {**self.extra, "id": self.id, **task}
+
+
+@attrs.frozen
+class CliState:
+    """What the last-session file holds: a session per API (``"local"`` or the API URL), and
+    the fields a newer version wrote, kept and written back unchanged."""
+
+    sessions: Mapping[str, RememberedSession] = attrs.field(factory=dict)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.extra, "sessions": {k: s.to_json() for k, s in self.sessions.items()}}
+
+
+def _kind(value: object) -> str:
+    """A JSON value's kind, for messages ("a number", "a list")."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+class DamagedStateError(ValueError):
+    """The last-session file is there but unusable; the message says how."""
+
+
+def parse_cli_state(data: bytes) -> CliState:
+    """The last-session file's record.
+
+    Raises:
+        DamagedStateError: when the file is damaged; the message says how ("it is not JSON",
+            "the session for 'local' is a number, not an object").
+    """
+    if not data.strip():
+        raise DamagedStateError("it is empty")
+    try:
+        parsed: Any = json.loads(data)
+    except ValueError:
+        raise DamagedStateError("it is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise DamagedStateError(f"it is {_kind(parsed)}, not a JSON object")
+    found = parsed.get("sessions", {})
+    if not isinstance(found, dict):
+        raise DamagedStateError(f"sessions is {_kind(found)}, not an object")
+    sessions: dict[str, RememberedSession] = {}
+    for api, entry in found.items():
+        if isinstance(entry, str) and entry:  # older versions kept the id only
+            sessions[api] = RememberedSession(entry)
+            continue
+        if not isinstance(entry, dict):
+            raise DamagedStateError(f"the session for {api!r} is {_kind(entry)}, not an object")
+        session_id, task_id = entry.get("id"), entry.get("task_id")
+        if not isinstance(session_id, str) or not session_id:
+            raise DamagedStateError(f"the session for {api!r} has no id")
+        if task_id is not None and not isinstance(task_id, str):
+            raise DamagedStateError(f"the task_id for {api!r} is {_kind(task_id)}, not a string")
+        rest = {k: v for k, v in entry.items() if k not in ("id", "task_id")}
+        sessions[api] = RememberedSession(session_id, task_id or None, rest)
+    return CliState(sessions, {k: v for k, v in parsed.items() if k != "sessions"})
 
 
 class Context:
@@ -79,8 +163,15 @@ class Context:
         if self.emulator_url is None:
             from nemo_sync.emulator import Emulator
 
+            # The local service is the user's own: lost or damaged credentials get the same
+            # account a new token (its sessions, its credits), not the service's 7-day 429.
             emulator = await self._stack.enter_async_context(
-                Emulator(host=LOCAL_HOST, data_dir=self.local_data_dir, **_emulator_settings())
+                Emulator(
+                    host=LOCAL_HOST,
+                    data_dir=self.local_data_dir,
+                    reissue_anonymous_tokens=True,
+                    **_emulator_settings(),
+                )
             )
             self.emulator_url = emulator.url
             self.output.info(f"local emulator at {emulator.url}")
@@ -104,32 +195,53 @@ class Context:
     def _state_file(self) -> Path:
         return self.home / CLI_STATE
 
-    def _load_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self._state_file().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+    def _load_state(self) -> CliState:
+        """The last-session file's record; a damaged file is moved aside (one line says where)
+        and counts as empty, so no command fails for it."""
+        path = self._state_file()
+        found = read_state_file(path, limit=_MAX_CLI_STATE)
+        problem = found.problem
+        if problem is None and found.data is not None:
+            try:
+                return parse_cli_state(found.data)
+            except DamagedStateError as exc:
+                problem = str(exc)
+        if problem is not None:
+            set_aside(path, problem)
+        return CliState()
 
     def remember_session(self, session: Session) -> None:
-        """Make ``session`` the default for later commands against the same API."""
+        """Make ``session`` the default for later commands against the same API.
+
+        The command's work is done by now: a file that cannot be written (a read-only home, a
+        full disk) is one warning line, not a failed command.
+        """
         state = self._load_state()
-        remembered = {"id": session.id, "task_id": session.task_id}
-        state.setdefault("sessions", {})[self._api_key()] = remembered
-        write_private(self._state_file(), json.dumps(state, indent=2).encode())
+        remembered = RememberedSession(session.id, session.task_id)
+        state = attrs.evolve(state, sessions={**state.sessions, self._api_key(): remembered})
+        path = self._state_file()
+        try:
+            write_private(path, json.dumps(state.to_json(), indent=2).encode())
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+            logger.warning(
+                "could not remember session %s in %s (%s); pass --session %s next time",
+                session.id,
+                path,
+                reason,
+                session.id,
+            )
 
     async def session(self, session_id: str | None) -> Session:
         """The session named by --session, else the last one used against this API."""
         client = await self.client()
         task_id: str | None = None
-        chosen: Any = session_id
+        chosen = session_id
         if not chosen:
-            sessions = self._load_state().get("sessions")
-            chosen = sessions.get(self._api_key()) if isinstance(sessions, dict) else None
-            if isinstance(chosen, dict):  # {"id", "task_id"}; older versions kept the id only
-                task_id = chosen.get("task_id") if isinstance(chosen.get("task_id"), str) else None
-                chosen = chosen.get("id")
-        if not chosen or not isinstance(chosen, str):
+            remembered = self._load_state().sessions.get(self._api_key())
+            if remembered is not None:
+                chosen, task_id = remembered.id, remembered.task_id
+        if not chosen:
             raise ConfigurationError(
                 "no session yet: run `nemo-sync sync FILES...` or `nemo-sync chat` first, "
                 "or pass --session ID"

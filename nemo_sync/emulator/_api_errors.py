@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from nemo_sync._contract import (
@@ -52,7 +56,28 @@ DEFAULT_STATUS_MESSAGES = {
     502: "bad gateway",
     503: "service unavailable",
     504: "gateway timeout",
+    507: "insufficient storage",
 }
+
+# What a write answers when the disk has no room for it: full, over the user's quota, or past
+# the largest file the disk (or a file-size limit) allows. None of them passes by itself.
+DISK_FULL_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if code is not None
+)
+STATUS_DISK_FULL = 507  # HTTP 507 Insufficient Storage (RFC 4918)
+
+_FREE_SOME = "free some space on it, then try again"
+# What happened, and what to do about it.
+_DISK_FULL_WORDS = {
+    errno.ENOSPC: ("the emulator's disk is full", _FREE_SOME),
+    errno.EFBIG: (
+        "the emulator's disk takes no file this large (a file-size limit of the disk or the "
+        "process)",
+        "send a smaller file, or give the emulator a folder on another disk",
+    ),
+}
+if hasattr(errno, "EDQUOT"):
+    _DISK_FULL_WORDS[errno.EDQUOT] = ("the emulator's disk quota is used up", _FREE_SOME)
 
 
 class ApiError(Exception):
@@ -97,3 +122,70 @@ def bad_request(message: str) -> ApiError:
 def format_retry_after(seconds: float) -> str:
     """A Retry-After value: whole seconds when whole, else as given."""
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it: an encoder wraps the OS's error) is a write the
+    disk refused for room."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        # SQLite says it in words only (SQLITE_FULL, "database or disk is full").
+        if "database or disk is full" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """The bytes free on ``folder``'s disk (on its nearest existing parent), if known."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+class DiskFull(OSError):
+    """A write the emulator's disk refused for room: the reply is HTTP 507, naming the folder.
+
+    An ``OSError`` (with the write's errno), so code that handles file errors handles it too;
+    its text is the whole message, for the reply and for the CLI's one line.
+
+    Args:
+        folder: Where the write went.
+        code: The write's errno (``ENOSPC``, ``EDQUOT`` or ``EFBIG``).
+    """
+
+    def __init__(self, folder: Path, code: int = errno.ENOSPC) -> None:
+        self.folder = folder
+        # Measured after the partial file is gone: what there is to work with now.
+        free = _free_bytes(folder)
+        room = f", {free / 1048576:.1f} MB free" if free is not None else ""
+        what, advice = _DISK_FULL_WORDS.get(code, _DISK_FULL_WORDS[errno.ENOSPC])
+        self.message = f"{what}: {folder}{room}; {advice}"
+        super().__init__(code, self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def of(cls, exc: BaseException, folder: Path) -> DiskFull:
+        """The disk-full error for ``exc`` (see :func:`is_disk_full`) on ``folder``."""
+        if isinstance(exc, DiskFull):
+            return exc
+        code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+        return cls(folder, code)
+
+    def reply(self) -> ApiError:
+        """HTTP 507 with this message (code 507): the client is told it will not pass."""
+        return ApiError(STATUS_DISK_FULL, self.message, status=STATUS_DISK_FULL)
+
+
+def folder_of(path: Path) -> Path:
+    """The folder a file is written in, for a disk-full message (absolute, as the user has it)."""
+    return Path(os.path.abspath(path.parent))

@@ -55,6 +55,10 @@ class Config:
     chat_events: ChatEvents = attrs.field(
         default="adk", validator=attrs.validators.in_(CHAT_EVENT_FORMS)
     )
+    # The service refuses a client id's second anonymous token within 7 days (HTTP 429) [V];
+    # an emulator that is the user's own (the CLI's --local) gives the same account a new
+    # one instead, so lost credentials never lock its owner out of their projects.
+    reissue_anonymous_tokens: bool = False
 
     @property
     def reference_replies(self) -> bool:

@@ -102,13 +102,20 @@ class Emulator:
             runs) or ``"simple"`` (the API reference's ``{"type": "text", ...}`` events).
         render_status_enveloped: With ``reply_style="skill"``, serve the render status inside
             the ``{code, message, data}`` envelope instead of bare.
+        reissue_anonymous_tokens: Answer a second anonymous-token request for a known client
+            id within 7 days with a fresh token for the same account (its sessions, its
+            credits) instead of the service's HTTP 429. For an emulator that is the user's own
+            (the CLI's ``--local`` sets it), so lost or damaged credentials never lock them
+            out of their projects; leave it off to test a client against the service's rule.
         data_dir: A folder to keep everything in, across restarts: the state (accounts,
             tokens, sessions, drafts, media index, render jobs, credits, claim tokens) in a
             SQLite database, with uploads and renders beside it. Any number of emulators,
             in any processes, may share one folder: they act as one service, and a render one
-            of them left unfinished is finished by the next that is polled for it. When not
-            given, the state is in memory only and files go to a temporary folder removed on
-            close (the fast default for tests).
+            of them left unfinished is finished by the next that is polled for it. A damaged
+            database found there is moved aside and replaced by one holding every record
+            that still reads, and files no record refers to that a killed process left are
+            removed (docs/state.md). When not given, the state is in memory only and files
+            go to a temporary folder removed on close (the fast default for tests).
         max_recorded_requests: How many requests :attr:`requests` keeps (``None``: all).
     """
 
@@ -132,6 +139,7 @@ class Emulator:
         reply_style: ReplyStyle = "reference",
         chat_events: ChatEvents = "adk",
         render_status_enveloped: bool = False,
+        reissue_anonymous_tokens: bool = False,
         data_dir: str | Path | None = None,
         max_recorded_requests: int | None = 10_000,
     ) -> None:
@@ -148,6 +156,7 @@ class Emulator:
             render_status_enveloped=render_status_enveloped,
             reply_style=reply_style,
             chat_events=chat_events,
+            reissue_anonymous_tokens=reissue_anonymous_tokens,
         )
         self._host = host
         self._port = port
@@ -161,11 +170,14 @@ class Emulator:
         assert not isinstance(backend, _Default)
         self._own_data_dir = data_dir is None
         self._data_dir = Path(data_dir) if data_dir is not None else None
-        self.store: StateStore = (
-            MemoryStore() if self._data_dir is None else SqliteStore(self._data_dir)
-        )
-        # Names this process's render workers in a shared store's jobs.
+        # Names this process's render workers in a shared store's jobs, and the files it
+        # writes (so the next process can tell a killed one's leftovers from work in progress).
         self.worker_id = f"wrk_{secrets.token_hex(6)}"
+        self.store: StateStore = (
+            MemoryStore()
+            if self._data_dir is None
+            else SqliteStore(self._data_dir, worker_id=self.worker_id)
+        )
         self._backend = backend
         self._renderer: Renderer | None = None
         self._runner: web.AppRunner | None = None
@@ -452,4 +464,5 @@ class Emulator:
             heartbeat=HEARTBEAT_SECONDS,
             now=self.clock.now,
             find_media=self.state.find_media,
+            writer=self.worker_id,
         )

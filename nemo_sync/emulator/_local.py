@@ -81,8 +81,14 @@ def probe_media(path: Path) -> ProbeInfo:
     """What the local engine reads of a file (nothing without the extra, or when it cannot)."""
     try:
         from nemo_sync.local import probe
+        from nemo_sync.local._probe import picture_problem, picture_size
     except ImportError:
         return ProbeInfo()
+    size = picture_size(path)
+    if size is not None and picture_problem(*size) is not None:
+        # FFmpeg decodes a whole picture to learn its size (+770 MB for 16000x16000): a
+        # picture the renderer refuses anyway is known by its header alone.
+        return ProbeInfo(width=size[0], height=size[1])
     try:
         info = probe(path)
     except Exception:  # an unreadable file falls back to the stdlib readers
@@ -100,6 +106,37 @@ def probe_media(path: Path) -> ProbeInfo:
 
 def _positive_int(value: Any) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def _clock(ms: int) -> str:
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def media_problem(path: Path, kind: str, claimed_ms: int | None = None) -> str | None:
+    """Why the renderer could not use an uploaded file, in words that follow its name.
+
+    ``None`` when it can, when that cannot be told (a file FFmpeg cannot open at all), and
+    always without the ``local`` extra (there is no renderer to ask). Blocking: run it in a
+    thread.
+
+    Args:
+        path: The stored file.
+        kind: ``"video"``, ``"image"`` or ``"audio"``.
+        claimed_ms: The duration its header gave (not an estimate), to say what it claims.
+    """
+    try:
+        from nemo_sync.local._probe import media_problem as problem_of
+    except ImportError:
+        return None
+    try:
+        problem = problem_of(path, kind)
+    except Exception:  # a check that breaks refuses nothing: a render would name the file
+        logger.debug("checking %s failed", path.name, exc_info=True)
+        return None
+    if problem is not None and kind == "video" and claimed_ms:
+        problem = f"its header says it lasts {_clock(claimed_ms)}, but {problem}"
+    return problem
 
 
 def analyse_beats(path: Path, duration_ms: int) -> BeatInfo:

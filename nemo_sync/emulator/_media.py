@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import secrets
 import struct
 import wave
 from collections.abc import AsyncIterator
@@ -11,11 +13,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 import attrs
+from aiohttp import web
 
 from nemo_sync._contract import media_kind
+from nemo_sync.emulator._api_errors import DiskFull, folder_of, is_disk_full
 
 ASSUMED_DURATION_MS = 10_000
 CHUNK = 256 * 1024
+
+# The emulator process (its worker id) that serves a request: a file it writes carries that id
+# in its name, so a later process can tell a file being written by a live process from one a
+# killed process left behind (see ``_store_admin.worker_alive``).
+WRITER = web.RequestKey("writer", str)
+WORKER_IN_NAME = re.compile(r"wrk_[0-9a-f]{12}")
 
 
 def extension(name: str) -> str:
@@ -28,6 +38,13 @@ def kind_of(name: str) -> str | None:
     """``"video"``, ``"audio"`` or ``"image"`` for a supported file name, else ``None``."""
     kind = media_kind(extension(name))
     return None if kind == "unknown" else kind
+
+
+def stored_name(name: str, writer: str | None) -> str:
+    """A new file's name in the media folder: random, the writer's id, the upload's extension
+    (what the probe and the CDN's content go by)."""
+    tag = f"-{writer}" if writer else ""
+    return f"{secrets.token_hex(8)}{tag}.{extension(name)}"
 
 
 class TooLarge(Exception):
@@ -48,6 +65,7 @@ async def store_stream(chunks: AsyncIterator[bytes], dest: Path, *, limit: int) 
 
     Raises:
         TooLarge: as soon as more than ``limit`` bytes arrive (``dest`` is removed).
+        DiskFull: when the disk has no room for it (``dest`` is removed): the 507 reply.
     """
     digest = hashlib.sha256()
     size = 0
@@ -63,7 +81,16 @@ async def store_stream(chunks: AsyncIterator[bytes], dest: Path, *, limit: int) 
                 digest.update(chunk)
                 out.write(chunk)
             else:
+                # Complete only once closed: the last buffered bytes are written by the close,
+                # and a full disk may refuse those too.
+                out.flush()
                 complete = True
+    except OSError as exc:
+        complete = False
+        if is_disk_full(exc):
+            dest.unlink(missing_ok=True)  # before the free space is measured for the message
+            raise DiskFull.of(exc, folder_of(dest)) from None
+        raise
     finally:
         if not complete:
             dest.unlink(missing_ok=True)

@@ -1,4 +1,11 @@
-"""What every request goes through: the request id, the log, faults, and error envelopes."""
+"""What every request goes through: the request id, the log, faults, and error envelopes.
+
+An error the emulator did not expect (a bug) is logged at ERROR on the ``nemo_sync.emulator``
+logger with its traceback, and answered with a 500 envelope that names it. The logger has a
+``NullHandler``: Python's last-resort handler would otherwise print that traceback on the
+stderr of whatever embeds the emulator (the CLI's ``--local`` commands), to a user who can do
+nothing with it; an application that configures logging (``-v``, pytest) still gets it.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +18,16 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from nemo_sync.emulator._api_errors import ApiError
+from nemo_sync.emulator._api_errors import ApiError, DiskFull, is_disk_full
 from nemo_sync.emulator._faults import Fault
+from nemo_sync.emulator._media import WRITER
 from nemo_sync.emulator._recorder import RecordedRequest, redact_headers
 
 if TYPE_CHECKING:
     from nemo_sync.emulator._emulator import Emulator
 
 logger = logging.getLogger("nemo_sync.emulator")
+logger.addHandler(logging.NullHandler())
 
 REQUEST_ID = web.RequestKey("request_id", str)
 FAULT = web.RequestKey("fault", Fault)
@@ -73,6 +82,7 @@ def plumbing(emu: Emulator, forced: ForcedError) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = f"req_{secrets.token_hex(8)}"
         request[REQUEST_ID] = request_id
+        request[WRITER] = emu.worker_id
         record = RecordedRequest(
             method=request.method,
             path=request.path,
@@ -101,10 +111,7 @@ def plumbing(emu: Emulator, forced: ForcedError) -> Middleware:
             # an emulator bug. aiohttp drops the connection quietly; the log keeps status None.
             raise
         except Exception as exc:
-            # A bug in the emulator: say so in the envelope rather than as a bare 500 page.
-            logger.exception("emulator error on %s %s", request.method, request.path)
-            message = f"emulator error: {type(exc).__name__}: {exc}"
-            response = _error_response(ApiError(500, message, status=500))
+            response = _unexpected(emu, request, exc)
         if fault is not None and fault.drop and isinstance(response, web.Response):
             response = await drop_response(request, response)
         record.status = response.status
@@ -112,3 +119,18 @@ def plumbing(emu: Emulator, forced: ForcedError) -> Middleware:
         return response
 
     return middleware
+
+
+def _unexpected(emu: Emulator, request: web.Request, exc: Exception) -> web.Response:
+    """The reply to an error no handler turned into one of the API's."""
+    if is_disk_full(exc):
+        # Any write may meet a full disk (a folder made, the database's commit): HTTP 507,
+        # naming the folder, and nothing in the log (it is the disk's state, not a bug).
+        full = DiskFull.of(exc, emu.data_dir)
+        logger.info("%s %s: %s", request.method, request.path, full)
+        return _error_response(full.reply())
+    # A bug in the emulator: logged with its traceback, and named in the envelope rather than
+    # a bare 500 page. Nothing in it says to retry: the same request would meet the same bug.
+    logger.error("emulator error on %s %s", request.method, request.path, exc_info=exc)
+    message = f"emulator error: {type(exc).__name__}: {exc}"
+    return _error_response(ApiError(500, message, status=500))

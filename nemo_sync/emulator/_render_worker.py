@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -25,6 +26,7 @@ from nemo_sync._contract import (
     is_exportable,
 )
 from nemo_sync.emulator import _draft_ops as d
+from nemo_sync.emulator._api_errors import DiskFull, is_disk_full
 from nemo_sync.emulator._state import MediaRecord, RenderRecord, SessionRecord
 from nemo_sync.emulator._user_paths import name_files
 
@@ -85,6 +87,8 @@ class Renderer:
         now: The emulator's clock (``completed_at`` is on it, as ``created_at`` is).
         find_media: Finds a session's media by what a draft calls it (its id, or the URL an
             [R]-style upload reply gave); by id only when not given.
+        writer: This emulator's worker id, put in the names of its partial files: a later
+            process removes those of a process that is gone (``_store_admin``).
     """
 
     def __init__(
@@ -97,8 +101,10 @@ class Renderer:
         heartbeat: float = 0.5,
         now: Callable[[], float] = time.time,
         find_media: FindMedia | None = None,
+        writer: str | None = None,
     ) -> None:
         self.backend = backend
+        self._writer = writer
         self._find_media: FindMedia = find_media or _media_by_id
         self._render_seconds = render_seconds
         self._out_dir = out_dir
@@ -152,9 +158,13 @@ class Renderer:
             raise
         except Exception as exc:  # a failed render is a job state, not a crash
             logger.debug("render %s failed", job.id, exc_info=True)
-            media = session.media.values() if session is not None else ()
-            # The outputs folder is in the data folder: no path of it may show either.
-            message = name_files(str(exc), media, data_dir=self._out_dir.parent)
+            if is_disk_full(exc):
+                # The one message that names the folder: it is the disk to free space on.
+                message = DiskFull.of(exc, Path(os.path.abspath(self._out_dir))).message
+            else:
+                media = session.media.values() if session is not None else ()
+                # The outputs folder is in the data folder: no path of it may show either.
+                message = name_files(str(exc), media, data_dir=self._out_dir.parent)
             self._fail(job, message or type(exc).__name__)
             await self._save_now(job)
         finally:
@@ -206,8 +216,10 @@ class Renderer:
         out = self._out_dir / f"{job.file_id}.mp4"
         out.parent.mkdir(parents=True, exist_ok=True)
         # Written under a name of its own, then renamed: a process that stopped mid-render
-        # may still be writing its copy while the next one renders the job again.
-        part = out.with_name(f"{job.file_id}.{secrets.token_hex(4)}.part.mp4")
+        # may still be writing its copy while the next one renders the job again. The name
+        # carries the writer, so the next process on the folder can clear a killed one's.
+        writer = f"{self._writer}." if self._writer else ""
+        part = out.with_name(f"{job.file_id}.{writer}{secrets.token_hex(4)}.part.mp4")
         # The share of the frames the backend has encoded (0.0-1.0), written by its thread.
         encoded = _Share()
         stop = threading.Event()

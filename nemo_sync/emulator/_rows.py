@@ -5,13 +5,19 @@ into the objects the state already has rather than replacing them: handlers, cha
 render tasks hold those objects across awaits and must see what other processes wrote.
 Paths are stored relative to the data folder and URLs are not stored at all: both are made
 when a reply is, from wherever the folder and the server are now.
+
+A database may have been written by a newer version: a row of a kind this one does not know
+is left alone (never merged, never written), a field it does not know is ignored when read
+and kept when the row is written again (:func:`keep_unknown_fields`), and a row it cannot
+make sense of is skipped rather than stopping everything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,8 @@ from nemo_sync.emulator._state import (
     Token,
 )
 
+logger = logging.getLogger("nemo_sync.emulator")
+
 Record = Account | Token | SessionRecord | MediaRecord | RenderRecord | Claim
 
 ACCOUNT, TOKEN, SESSION, MEDIA, RENDER, CLAIM = (
@@ -41,6 +49,17 @@ ACCOUNT, TOKEN, SESSION, MEDIA, RENDER, CLAIM = (
 )
 # Merge order: a row may name records of the kinds before it, never after.
 KIND_ORDER = {kind: i for i, kind in enumerate((ACCOUNT, TOKEN, SESSION, MEDIA, RENDER, CLAIM))}
+# The record each kind belongs to: (the body's field naming it, its kind).
+OWNER = {
+    TOKEN: ("account_id", ACCOUNT),
+    SESSION: ("account_id", ACCOUNT),
+    MEDIA: ("session_id", SESSION),
+    RENDER: ("account_id", ACCOUNT),
+    CLAIM: ("session_id", SESSION),
+}
+_ACCOUNT_FIELDS = tuple(f.name for f in attrs.fields(Account))
+# Words for counts of records: "1 session", "2 media".
+_PLURAL = {MEDIA: MEDIA}
 
 
 @attrs.frozen
@@ -160,23 +179,86 @@ def is_current(record: Record, state: State) -> bool:
 
 
 def merge(state: State, rows: Iterable[Row], data_dir: Path) -> None:
-    """Bring ``state`` up to date with ``rows`` (in the order they were first written)."""
-    for row in sorted(rows, key=lambda r: KIND_ORDER[r.kind]):  # stable: keeps row order
-        body = json.loads(row.body)
+    """Bring ``state`` up to date with ``rows`` (in the order they were first written).
+
+    Rows of kinds this version does not know are passed over; a row that does not make sense
+    (a newer version's field of another type, one that names a record that is gone) is
+    skipped, with a debug line: the rest still loads.
+    """
+    known = sorted((r for r in rows if r.kind in KIND_ORDER), key=lambda r: KIND_ORDER[r.kind])
+    for row in known:  # sorted is stable: rows of a kind stay in the order first written
         try:
-            _MERGERS[row.kind](state, row.key, body, data_dir)
+            _MERGERS[row.kind](state, row.key, _fields(row), data_dir)
         except KeyError:
             # A row naming a record that is gone: it would only be one left by a reset that
-            # raced it; nothing can use it.
+            # raced it, or a recovery that could not read it; nothing can use it.
             continue
+        except (TypeError, ValueError, AttributeError) as exc:
+            logger.debug("skipped the %s row %r, which does not read: %s", row.kind, row.key, exc)
+
+
+def _fields(row: Row) -> dict[str, Any]:
+    body = json.loads(row.body)
+    if not isinstance(body, dict):
+        raise TypeError(f"a {type(body).__name__}, not an object")
+    return body
+
+
+def keep_unknown_fields(stored: str, body: str) -> str:
+    """``body`` with the top-level fields of the ``stored`` row that it does not have.
+
+    A newer version's fields survive this one rewriting the row; the fields this version
+    writes are its own. ``body`` is returned as it is when there is nothing to keep.
+    """
+    try:
+        old = json.loads(stored)
+    except ValueError:
+        return body
+    if not isinstance(old, dict):
+        return body
+    new = json.loads(body)
+    extra = {k: v for k, v in old.items() if k not in new}
+    return json.dumps({**extra, **new}) if extra else body
+
+
+def usable_rows(rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
+    """Split rows read back from a damaged database into those that can be used and those
+    that belong to a record that was not read (the media of a lost session).
+
+    Rows of kinds this version does not know are kept: they are a newer version's.
+    """
+    rows = list(rows)
+    present: dict[str, set[str]] = {}
+    for row in sorted(rows, key=lambda r: KIND_ORDER.get(r.kind, len(KIND_ORDER))):
+        if row.kind in OWNER:
+            field, kind = OWNER[row.kind]
+            try:
+                if _fields(row).get(field) not in present.get(kind, set()):
+                    continue
+            except (TypeError, ValueError):  # not an object, or an owner that is no key
+                continue
+        present.setdefault(row.kind, set()).add(row.key)
+    kept = [r for r in rows if r.key in present.get(r.kind, set())]
+    return kept, [r for r in rows if r.key not in present.get(r.kind, set())]
+
+
+def describe(counts: Mapping[str, int]) -> str:
+    """ "1 account, 3 sessions, 2 media" (the kinds this version knows first)."""
+    order = sorted(counts, key=lambda k: (KIND_ORDER.get(k, len(KIND_ORDER)), k))
+    return ", ".join(
+        f"{counts[k]} {k if counts[k] == 1 else _PLURAL.get(k, k + 's')}"
+        for k in order
+        if counts[k]
+    )
 
 
 def _merge_account(state: State, key: str, body: dict[str, Any], _dir: Path) -> None:
+    fields = {name: body[name] for name in _ACCOUNT_FIELDS if name in body}
     account = state.accounts.get(key)
     if account is None:
-        state.index_account(Account(**body))
+        state.index_account(Account(**fields))
         return
-    for name, value in body.items():
+    for name, value in fields.items():
         setattr(account, name, value)
 
 

@@ -158,7 +158,9 @@ class Api:
         if len(client_id) > 128:
             raise ApiError(400, f"{HEADER_CLIENT_ID} is too long", status=400)
         async with self.emu.transaction() as changes:
-            token = self.emu.state.issue_anonymous_token(client_id, self.emu.clock.now())
+            token = self.emu.state.issue_anonymous_token(
+                client_id, self.emu.clock.now(), reissue=self.emu.config.reissue_anonymous_tokens
+            )
             changes.mark(token.account, token)
         assert token.expires_at is not None
         # [R]: token, user_id, expires_at, credits.

@@ -286,19 +286,24 @@ class State:
         self.index_account(account)
         return account
 
-    def issue_anonymous_token(self, client_id: str, now: float) -> Token:
+    def issue_anonymous_token(self, client_id: str, now: float, *, reissue: bool = False) -> Token:
         """A new token for ``client_id``: the account persists per client id, and only one
         token is issued per client id per 7 days.
 
+        Args:
+            reissue: Within the 7 days, issue another token for the same account (sessions,
+                credits) instead of refusing: the CLI's own ``--local`` emulator, where a
+                lost token must not lock the user out of their projects for a week.
+
         Raises:
-            ApiError: HTTP 429 (with Retry-After) inside the 7-day window.
+            ApiError: HTTP 429 (with Retry-After) inside the 7-day window, unless ``reissue``.
         """
         account = self.accounts_by_client.get(client_id)
         if account is None:
             account = self.new_account(
                 client_id=client_id, registered=False, credits=ANONYMOUS_CREDITS
             )
-        elif account.token_issued_at is not None:
+        elif account.token_issued_at is not None and not reissue:
             wait = account.token_issued_at + TOKEN_LIFETIME - now
             if wait > 0:
                 raise ApiError(

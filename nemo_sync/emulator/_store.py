@@ -13,14 +13,19 @@ folder, so any number of emulator processes on that folder behave as one service
 SQLite runs on one dedicated thread, never on the event loop. Every row carries the store's
 revision at its last write, so a sync reads only rows newer than the last one seen; a reset
 bumps the epoch, which makes every process reload from scratch.
+
+Opening the store checks the database and replaces a damaged one (``_store_admin``), holds
+this process's worker lock, and removes the stored files nobody refers to. A database found
+damaged later, or replaced by another process meanwhile, is opened again and read whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -29,24 +34,22 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from nemo_sync.emulator._rows import Record, Row, is_current, merge, row_of
+from nemo_sync.emulator._rows import Record, Row, is_current, keep_unknown_fields, merge, row_of
 from nemo_sync.emulator._state import State
+from nemo_sync.emulator._store_admin import (
+    BUSY_TIMEOUT,
+    DB_FILE,
+    WorkerLock,
+    connect,
+    hold_worker,
+    is_damage,
+    open_database,
+    sweep_orphans,
+)
 
-DB_FILE = "emulator.db"
-BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
+__all__ = ["BUSY_TIMEOUT", "DB_FILE", "MemoryStore", "SqliteStore", "StateStore", "connect"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    rev INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-CREATE INDEX IF NOT EXISTS records_rev ON records (rev);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('rev', 0), ('epoch', 0), ('sessions', 0);
-"""
+logger = logging.getLogger("nemo_sync.emulator")
 
 T = TypeVar("T")
 
@@ -146,15 +149,20 @@ class SqliteStore:
 
     Args:
         data_dir: The data folder (media and renders are beside the database).
+        worker_id: The emulator's worker id: its lock in the folder tells other processes
+            it is alive, and its files carry it (see ``_store_admin``).
     """
 
     persistent = True
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, worker_id: str | None = None) -> None:
         self.data_dir = data_dir
         self.path = data_dir / DB_FILE
+        self.worker_id = worker_id
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="nemo-emulator-db")
         self._db: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None
+        self._worker: WorkerLock | None = None
         self._lock: asyncio.Lock | None = None
         self._epoch: int | None = None
         self._rev = 0
@@ -164,13 +172,46 @@ class SqliteStore:
     # -- the dedicated thread's side ---------------------------------------------------
 
     def _connect(self) -> None:
-        self._db = connect(self.path)
+        self._reopen()
+        if self.worker_id is not None:
+            self._worker = hold_worker(self.data_dir, self.worker_id)
+        try:
+            sweep_orphans(self._conn(), self.data_dir, own=self.worker_id)
+        except (OSError, sqlite3.Error):  # tidying must never stop the emulator from starting
+            logger.debug("could not look for orphan files in %s", self.data_dir, exc_info=True)
+
+    def _reopen(self) -> None:
+        """(Re)open the database: checked, and replaced first when it is damaged."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        self._db = open_database(self.path)
+        self._file = _identity(self.path)
 
     def _conn(self) -> sqlite3.Connection:
         assert self._db is not None, "the store is not open"
         return self._db
 
+    def _replaced(self) -> bool:
+        """Whether the file at the path is no longer the one open here: another process
+        replaced a damaged database, or a reset deleted it."""
+        return _identity(self.path) != self._file
+
     def _begin(self, write: bool, epoch: int | None, rev: int) -> _Snapshot:
+        if self._replaced():
+            self._reopen()
+            epoch = None  # another database: read it whole
+        try:
+            return self._read(write, epoch, rev)
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            logger.debug("the database turned out damaged: replacing it", exc_info=True)
+            self._reopen()
+            return self._read(write, None, 0)
+
+    def _read(self, write: bool, epoch: int | None, rev: int) -> _Snapshot:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
@@ -186,45 +227,72 @@ class SqliteStore:
                         (since,),
                     )
                 ]
+            if not write:
+                db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
-        if not write:
-            db.execute("COMMIT")
         return _Snapshot(meta["epoch"], meta["rev"], meta["sessions"], rows, full)
 
-    def _commit(self, rows: list[Row], sessions: int, clear: bool) -> tuple[int, int]:
-        """Write ``rows`` (after emptying the store when ``clear``); returns (epoch, rev)."""
-        db = self._conn()
+    def _commit(self, rows: list[Row], sessions: int, clear: bool) -> tuple[int | None, int]:
+        """Write ``rows`` (after emptying the store when ``clear``); returns (epoch, rev).
+
+        The epoch is None when the database had to be replaced on the way: the caller then
+        reads it whole at its next sync.
+        """
         try:
-            if clear:
-                db.execute("DELETE FROM records")
-                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'epoch'")
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'rev'")
-            db.execute("UPDATE meta SET value = ? WHERE key = 'sessions'", (sessions,))
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            # An upsert keeps the row's rowid: rows load in the order first written, so a
-            # session's media stay in upload order.
-            db.executemany(
-                "INSERT INTO records (kind, key, rev, body) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (kind, key) DO UPDATE SET rev = excluded.rev, body = excluded.body",
-                [(r.kind, r.key, meta["rev"], r.body) for r in rows],
-            )
-            db.execute("COMMIT")
+            return self._write(rows, sessions, clear)
+        except sqlite3.DatabaseError as exc:
+            _rollback(self._conn())
+            if not is_damage(exc):
+                raise
+            logger.debug("the database turned out damaged: replacing it", exc_info=True)
+            self._reopen()
+            self._conn().execute("BEGIN IMMEDIATE")
+            try:
+                return None, self._write(rows, sessions, clear)[1]
+            except BaseException:
+                _rollback(self._conn())
+                raise
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(self._conn())
             raise
+
+    def _write(self, rows: list[Row], sessions: int, clear: bool) -> tuple[int, int]:
+        db = self._conn()
+        if clear:
+            db.execute("DELETE FROM records")
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'epoch'")
+        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'rev'")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'sessions'", (sessions,))
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        # A row another version wrote may hold fields this one does not know: they are kept.
+        stored = "SELECT body FROM records WHERE kind = ? AND key = ?"
+        values = []
+        for row in rows:
+            found = None if clear else db.execute(stored, (row.kind, row.key)).fetchone()
+            body = keep_unknown_fields(found[0], row.body) if found else row.body
+            values.append((row.kind, row.key, meta["rev"], body))
+        # An upsert keeps the row's rowid: rows load in the order first written, so a
+        # session's media stay in upload order.
+        db.executemany(
+            "INSERT INTO records (kind, key, rev, body) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET rev = excluded.rev, body = excluded.body",
+            values,
+        )
+        db.execute("COMMIT")
         return meta["epoch"], meta["rev"]
 
     def _rollback(self) -> None:
-        db = self._conn()
-        if db.in_transaction:
-            db.execute("ROLLBACK")
+        _rollback(self._conn())
 
     def _close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._worker is not None:
+            self._worker.release()
+            self._worker = None
 
     # -- the event loop's side ---------------------------------------------------------
 
@@ -240,8 +308,12 @@ class SqliteStore:
 
     async def open(self, state: State) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        await self._call(self._connect)
-        await self.sync(state)
+        try:
+            await self._call(self._connect)
+            await self.sync(state)
+        except BaseException:
+            await self.close()  # the worker lock and the thread go with a failed open
+            raise
 
     def _apply(self, state: State, snapshot: _Snapshot) -> None:
         if snapshot.full:
@@ -297,43 +369,16 @@ class SqliteStore:
             self._executor.shutdown(wait=False)
 
 
-def _switch_to_wal(db: sqlite3.Connection) -> None:
-    """Put the database in WAL mode, waiting out another process doing the same.
-
-    Switching a new database's journal mode takes an exclusive lock and SQLite does not call
-    the busy handler for it: two commands opening a fresh folder together would see "database
-    is locked" at once. WAL is a property of the file, so the first switch is the only one
-    that waits; later opens find it set and return at the first try.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the store's database, made (WAL, the schema) when new.
-
-    ``isolation_level=None``: transactions are the store's own ``BEGIN``/``COMMIT``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # It holds bearer tokens: private, as the credentials file is (SQLite gives its -wal and
-    # -shm files the database's mode).
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (device and inode), None when there is none."""
     try:
-        # WAL: readers never wait for the writer, and a killed process cannot leave the
-        # database half-written.
-        _switch_to_wal(db)
-        db.execute("PRAGMA synchronous=NORMAL")
-        # Under the write lock: two processes opening a new folder make the schema once.
-        db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-    except BaseException:
-        db.close()
-        raise
-    return db
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        if db.in_transaction:
+            db.execute("ROLLBACK")

@@ -19,8 +19,13 @@ import aiohttp
 import attrs
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from nemo_sync._contract import SUPPORTED_FORMATS, UPLOAD_FILE_FIELD, URL_SOURCE_TYPE
-from nemo_sync.emulator._api_errors import ApiError, bad_request
+from nemo_sync._contract import (
+    CODE_UNSUPPORTED_FILE,
+    SUPPORTED_FORMATS,
+    UPLOAD_FILE_FIELD,
+    URL_SOURCE_TYPE,
+)
+from nemo_sync.emulator._api_errors import ApiError, DiskFull, bad_request
 from nemo_sync.emulator._fastapi import (
     DetailError,
     Field,
@@ -31,14 +36,17 @@ from nemo_sync.emulator._fastapi import (
     validate,
     wrong_type,
 )
+from nemo_sync.emulator._local import media_problem
 from nemo_sync.emulator._media import (
     CHUNK,
+    WRITER,
     Stored,
     TooLarge,
     extension,
     kind_of,
     probe_file,
     store_stream,
+    stored_name,
 )
 from nemo_sync.emulator._state import MediaRecord
 
@@ -81,8 +89,8 @@ def _safe_name(name: str) -> str:
     return PurePosixPath(name.replace("\\", "/")).name or "upload"
 
 
-def _dest(media_dir: Path, name: str) -> Path:
-    return media_dir / f"{secrets.token_hex(8)}.{extension(name)}"
+def _dest(media_dir: Path, name: str, writer: str | None) -> Path:
+    return media_dir / stored_name(name, writer)
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -97,7 +105,11 @@ def discard(received: list[Received]) -> None:
 
 
 async def _read_parts(
-    reader: MultipartReader, media_dir: Path, limit: int, received: list[Received]
+    reader: MultipartReader,
+    media_dir: Path,
+    limit: int,
+    received: list[Received],
+    writer: str | None,
 ) -> None:
     """Store each ``files`` part (appending to ``received``); other parts are read past."""
     while (part := await reader.next()) is not None:
@@ -113,10 +125,17 @@ async def _read_parts(
             await reader.release()  # read the rest so the client gets the reply cleanly
             raise unsupported(name)
         try:
-            stored = await store_stream(_part_chunks(part), _dest(media_dir, name), limit=limit)
+            stored = await store_stream(
+                _part_chunks(part), _dest(media_dir, name, writer), limit=limit
+            )
         except TooLarge:
             await reader.release()
             raise too_large(limit) from None
+        except DiskFull:
+            # Read past the rest (nothing is stored) so the client gets the 507, not a reset
+            # connection halfway through its upload.
+            await reader.release()
+            raise
         received.append(Received(stored, name, kind))
 
 
@@ -126,11 +145,12 @@ async def read_multipart(request: web.Request, media_dir: Path, limit: int) -> l
     Raises:
         ApiError: 4001 for a format not supported, 4002 past ``limit``; 422 (a FastAPI
             ``detail``) when there is no ``files`` part.
+        DiskFull: when the disk has no room (nothing of the upload is left on it).
     """
     reader = await request.multipart()
     received: list[Received] = []
     try:
-        await _read_parts(reader, media_dir, limit, received)
+        await _read_parts(reader, media_dir, limit, received, request.get(WRITER))
     except BaseException:
         discard(received)
         raise
@@ -139,7 +159,9 @@ async def read_multipart(request: web.Request, media_dir: Path, limit: int) -> l
     return received
 
 
-async def _fetch(http: aiohttp.ClientSession, url: str, media_dir: Path, limit: int) -> Received:
+async def _fetch(
+    http: aiohttp.ClientSession, url: str, media_dir: Path, limit: int, writer: str | None
+) -> Received:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise bad_request(f"not an http(s) URL: {url!r}")
@@ -154,7 +176,7 @@ async def _fetch(http: aiohttp.ClientSession, url: str, media_dir: Path, limit: 
             if reply.content_length is not None and reply.content_length > limit:
                 raise too_large(limit)
             stored = await store_stream(
-                reply.content.iter_chunked(CHUNK), _dest(media_dir, name), limit=limit
+                reply.content.iter_chunked(CHUNK), _dest(media_dir, name, writer), limit=limit
             )
     except TooLarge:
         raise too_large(limit) from None
@@ -203,7 +225,7 @@ async def read_json(
     received: list[Received] = []
     try:
         for url in urls:
-            received.append(await _fetch(http, url, media_dir, limit))
+            received.append(await _fetch(http, url, media_dir, limit, request.get(WRITER)))
     except BaseException:
         discard(received)
         raise
@@ -211,8 +233,18 @@ async def read_json(
 
 
 async def to_record(item: Received) -> MediaRecord:
-    """The media record of a received file (its duration probed in a thread)."""
+    """The media record of a received file (its duration probed in a thread).
+
+    Raises:
+        ApiError: 4001 naming the file, when the renderer could not use it.
+    """
     probed = await asyncio.to_thread(probe_file, item.stored.path, item.kind)
+    # Refused here, naming the file, rather than accepted and failing a render later with
+    # FFmpeg's words: a picture too big to decode, a video with no frame that decodes.
+    claimed = None if probed.estimated else probed.duration_ms
+    problem = await asyncio.to_thread(media_problem, item.stored.path, item.kind, claimed)
+    if problem is not None:
+        raise ApiError(CODE_UNSUPPORTED_FILE, f"{item.name}: {problem}")
     return MediaRecord(
         id=f"med_{secrets.token_hex(6)}",
         name=item.name,

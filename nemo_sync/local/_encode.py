@@ -25,7 +25,8 @@ import numpy.typing as npt
 
 from nemo_sync._contract import TRACK_AUDIO, TRACK_TEXT, TRACK_VIDEO
 from nemo_sync.local._audio import decode
-from nemo_sync.local._frames import PIX_FMT, ClipReader, Title, black
+from nemo_sync.local._frames import PIX_FMT, ClipReader, Title, black, check_picture
+from nemo_sync.local._probe import ffmpeg_reason
 
 FPS = 30
 AUDIO_RATE = 44100
@@ -61,17 +62,22 @@ def _mix_audio(
         length = _ms(segment, "d")
         if path is None or length <= 0:
             continue
+        check_picture(path)  # before FFmpeg opens it for its sound (see check_picture)
         volume = segment.get("v")
         gain = float(volume) if isinstance(volume, (int, float)) else default_volume
         if gain <= 0:
             continue
-        sound = decode(
-            path,
-            rate=AUDIO_RATE,
-            channels=2,
-            start_s=_ms(segment, "in") / 1000,
-            duration_s=length / 1000,
-        )
+        try:
+            sound = decode(
+                path,
+                rate=AUDIO_RATE,
+                channels=2,
+                start_s=_ms(segment, "in") / 1000,
+                duration_s=length / 1000,
+            )
+        except av.FFmpegError as exc:
+            # PyAV names the failing call (avcodec_send_packet()), not the file: name it.
+            raise ValueError(f"{path}: its sound cannot be read ({ffmpeg_reason(exc)})") from exc
         start = round(_ms(segment, "st") * AUDIO_RATE / 1000)
         end = min(total, start + sound.shape[1])
         if start < end:
@@ -102,7 +108,8 @@ class LocalRenderBackend:
         """Write the draft as an MP4 at ``out`` (atomically: complete, or not there).
 
         Raises:
-            ValueError: when the draft has no video, or a size is not even.
+            ValueError: when the draft has no video, or a size is not even; or naming the
+                file, when a media file cannot be used (see ``ClipReader``).
         """
         if width % 2 or height % 2:
             raise ValueError(f"H.264 needs even sizes; got {width}x{height}")

@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
+from nemo_sync.local._probe import ffmpeg_reason, picture_problem, picture_size
+
 PIX_FMT = "yuv420p"
 
 
@@ -58,8 +60,32 @@ class _Cover:
         return self._graph.pull()
 
 
+def unusable(path: Path, why: str) -> ValueError:
+    """The error for a file the renderer cannot use: its path first (the emulator puts the
+    user's file name there), then what is wrong."""
+    return ValueError(f"{path}: {why}")
+
+
+def check_picture(path: Path) -> None:
+    """Refuse an image too big to decode, by its header, before FFmpeg opens it: opening
+    alone decodes the whole picture to learn its size.
+
+    Raises:
+        ValueError: naming the file and its size.
+    """
+    size = picture_size(path)
+    problem = picture_problem(*size) if size is not None else None
+    if problem is not None:
+        raise unusable(path, problem)
+
+
 class ClipReader:
-    """Decodes one clip forward, handing out the picture shown at a given source time."""
+    """Decodes one clip forward, handing out the picture shown at a given source time.
+
+    A file it cannot use (FFmpeg cannot open it, it has no video stream, its picture is too
+    big to decode, no frame decodes) is a ``ValueError`` that starts with the file's path
+    (the emulator puts the user's file name in its place) and says what is wrong.
+    """
 
     def __init__(self, path: Path, width: int, height: int) -> None:
         self._path = path
@@ -71,12 +97,25 @@ class ClipReader:
         self._cover: _Cover | None = None
         self._cache: tuple[float, Any] | None = None
         self.duration = 0.0
+        check_picture(path)
         self._open()
+
+    def _unusable(self, why: str) -> ValueError:
+        return unusable(self._path, why)
 
     def _open(self, at: float = 0.0) -> None:
         self.close()
-        self._container = av.open(str(self._path))
+        try:
+            self._container = av.open(str(self._path))
+        except av.FFmpegError as exc:
+            why = f"cannot be read as a video or a picture ({ffmpeg_reason(exc)})"
+            raise self._unusable(why) from exc
+        if not self._container.streams.video:
+            raise self._unusable("has no video stream: nothing in it can be shown")
         stream = self._container.streams.video[0]
+        problem = picture_problem(stream.codec_context.width, stream.codec_context.height)
+        if problem is not None:  # a video's frames (an image's size was checked before)
+            raise self._unusable(problem)
         stream.thread_type = "AUTO"
         if not self.duration:
             self.duration = (self._container.duration or 0) / 1_000_000 or 1.0
@@ -84,7 +123,20 @@ class ClipReader:
             self._container.seek(int(at / float(stream.time_base)), stream=stream, backward=True)
         self._frames = self._container.decode(stream)
         self._current = None
-        self._upcoming = next(self._frames, None)
+        self._upcoming = self._next()
+
+    def _next(self) -> Any:
+        """The next decoded frame (``None`` at the end); a decoder failure names the file."""
+        try:
+            return next(self._frames, None)
+        except av.FFmpegError as exc:
+            stream = self._container.streams.video[0]
+            context = stream.codec_context
+            why = (
+                f"its {context.width}x{context.height} {context.name} video does not decode "
+                f"({ffmpeg_reason(exc)})"
+            )
+            raise self._unusable(why) from exc
 
     def close(self) -> None:
         if self._container is not None:
@@ -105,9 +157,11 @@ class ClipReader:
             self._open(t)
         while self._upcoming is not None and float(self._upcoming.time or 0) <= t + 1e-6:
             self._current = self._upcoming
-            self._upcoming = next(self._frames, None)
+            self._upcoming = self._next()
         if self._current is None:
             self._current = self._upcoming
+        if self._current is None:
+            raise self._unusable("its video stream has no frame that decodes")
         key = float(self._current.time or 0)
         if self._cache is None or self._cache[0] != key:
             source = self._current

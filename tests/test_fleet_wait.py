@@ -1,0 +1,317 @@
+"""One host polls a render, the others follow it through Redis (issue 22): leases, fencing,
+hand-over after a SIGKILL, and a Redis that is down.
+
+The hand-over runs as real processes sharing one emulator and one real Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nemo_sync
+from nemo_sync import NemoClient, RedisJobStore, RenderResult
+from nemo_sync.emulator import Emulator
+from tests.fleet_support import answering
+from tests.redis_server import RedisServer
+from tests.render_doubles import BytesRenderBackend
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(2048)
+TOKEN = "fleet-token"
+TTL = 2.0
+
+
+@pytest.fixture
+def redis_server(redis_server: RedisServer) -> RedisServer:
+    """The conftest's redis-server, once it answers."""
+    return answering(redis_server)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(
+        render_backend=BytesRenderBackend(b"video"), render_seconds=1.0
+    ) as emulator:
+        emulator.add_token(TOKEN)
+        yield emulator
+
+
+async def new_draft(nemo: NemoClient) -> tuple[nemo_sync.Session, dict[str, Any]]:
+    session = await nemo.create_session()
+    media = await session.upload(CLIP, filename="clip.mp4")
+    return session, {"t": [{"tt": 0, "sg": [{"mid": media.id, "st": 0, "d": 1000}]}], "d": 1000}
+
+
+def polls_of(emu: Emulator, job_id: str) -> int:
+    return sum(1 for r in emu.requests if r.method == "GET" and r.path.endswith(f"/{job_id}"))
+
+
+async def test_a_follower_gets_the_owners_progress_without_polling(
+    emu: Emulator, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    owner_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    follower_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    try:
+        async with (
+            NemoClient(
+                base_url=emu.url, token=TOKEN, home=tmp_path / "a", job_store=owner_store
+            ) as owner,
+            NemoClient(
+                base_url=emu.url, token=TOKEN, home=tmp_path / "b", job_store=follower_store
+            ) as follower,
+        ):
+            session, draft = await new_draft(owner)
+            job = await session.export(draft)
+            owned: list[RenderResult] = []
+            followed: list[RenderResult] = []
+            owner_wait = asyncio.create_task(
+                owner.render_job(job.id).wait(poll_interval=0.05, on_progress=owned.append)
+            )
+            while polls_of(emu, job.id) == 0:  # the owner has its lease
+                await asyncio.sleep(0.01)
+            follower_job = follower.render_job(job.id)
+            follower_polls: list[float] = []
+            poll = follower_job.status
+
+            async def counted() -> RenderResult:
+                follower_polls.append(time.time())
+                return await poll()
+
+            follower_job.status = counted  # type: ignore[method-assign]
+            result = await follower_job.wait(poll_interval=0.05, on_progress=followed.append)
+            await owner_wait
+    finally:
+        await owner_store.aclose()
+        await follower_store.aclose()
+    assert result.ok
+    assert follower_polls == []  # it followed the store: the owner alone polled
+    assert followed[-1].status == "completed"
+    assert len(followed) >= 2  # changes came as the owner saw them, not only the end
+    # What the follower saw after its first look is what the owner saw, in the same order.
+    owner_seen = iter([(r.status, r.progress) for r in owned])
+    assert all(look in owner_seen for look in [(r.status, r.progress) for r in followed[1:]])
+
+
+async def test_a_host_that_lost_its_lease_cannot_write(redis_server: RedisServer) -> None:
+    store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    try:
+        await store.put(nemo_sync.JobRecord(id="render_1", session_id="s1", status="processing"))
+        first = await store.take_lease("render_1")
+        assert first is not None
+        assert await store.take_lease("render_1") is None  # held
+        # The first owner paused past its TTL: the lease lapsed and another host took it.
+        await store.redis.delete("nemo:lease:render_1")
+        second = await store.take_lease("render_1")
+        assert second is not None
+        assert not await store.fenced_update("render_1", first, status="failed")
+        assert not await store.renew_lease("render_1", first)
+        record = await store.get("render_1")
+        assert record is not None
+        assert record.status == "processing"  # the late write was refused
+        assert await store.fenced_update("render_1", second, status="completed", progress=100.0)
+        record = await store.get("render_1")
+        assert record is not None
+        assert record.status == "completed"
+    finally:
+        await store.aclose()
+
+
+async def test_with_redis_down_wait_polls_the_service_itself(
+    emu: Emulator, redis_server: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    try:
+        async with NemoClient(
+            base_url=emu.url, token=TOKEN, home=tmp_path / "a", job_store=store
+        ) as nemo:
+            session, draft = await new_draft(nemo)
+            job = await session.export(draft)
+            redis_server.stop()
+            with caplog.at_level(logging.WARNING, logger="nemo_sync"):
+                result = await job.wait(poll_interval=0.05)
+    finally:
+        await store.aclose()
+    assert result.ok
+    assert polls_of(emu, job.id) >= 1
+    assert any("degraded" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_redis_restart_mid_wait_is_survived(
+    emu: Emulator, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    emu.config.render_seconds = 2.0
+    owner_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    follower_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    try:
+        async with (
+            NemoClient(
+                base_url=emu.url, token=TOKEN, home=tmp_path / "a", job_store=owner_store
+            ) as owner,
+            NemoClient(
+                base_url=emu.url, token=TOKEN, home=tmp_path / "b", job_store=follower_store
+            ) as follower,
+        ):
+            session, draft = await new_draft(owner)
+            job = await session.export(draft)
+            waits = asyncio.gather(
+                owner.render_job(job.id).wait(poll_interval=0.05),
+                follower.render_job(job.id).wait(poll_interval=0.05),
+            )
+            while polls_of(emu, job.id) < 3:
+                await asyncio.sleep(0.01)
+            redis_server.restart()  # SIGKILL mid-wait; the AOF brings the records back
+            results = await asyncio.wait_for(waits, 30)
+            record = await owner_store.get(job.id)
+    finally:
+        await owner_store.aclose()
+        await follower_store.aclose()
+    assert [r.status for r in results] == ["completed", "completed"]
+    assert record is not None
+    assert record.status == "completed"
+
+
+class Fleet:
+    """Host processes (tests/fleet_host.py) on one emulator and one Redis, and what each
+    one said, line by line."""
+
+    def __init__(self, emu: Emulator, redis_server: RedisServer, tmp_path: Path) -> None:
+        self.base = {
+            "mode": "wait",
+            "base_url": emu.url,
+            "token": TOKEN,
+            "store": "redis",
+            "redis_url": redis_server.url,
+            "lease_ttl": TTL,
+        }
+        self.tmp_path = tmp_path
+        self.lines: dict[str, list[dict[str, Any]]] = {}
+        self.hosts: dict[str, asyncio.subprocess.Process] = {}
+        self._reading: list[asyncio.Task[None]] = []
+
+    async def start(self, name: str, **fields: Any) -> asyncio.subprocess.Process:
+        config = {**self.base, "home": str(self.tmp_path / name), **fields}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.fleet_host",
+            json.dumps(config),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.hosts[name] = process
+        self.lines[name] = []
+        self._reading.append(asyncio.create_task(self._read(name, process)))
+        return process
+
+    async def _read(self, name: str, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for line in process.stdout:
+            self.lines[name].append(json.loads(line))
+
+    def said(self, name: str, word: str) -> list[Any]:
+        return [line[word] for line in self.lines[name] if word in line]
+
+    async def until(self, name: str, word: str) -> Any:
+        while not self.said(name, word):
+            assert self.hosts[name].returncode is None, self.lines
+            await asyncio.sleep(0.02)
+        return self.said(name, word)[0]
+
+    async def finished(self, *names: str) -> None:
+        for name in names:
+            process = self.hosts[name]
+            assert process.stderr is not None
+            err = await asyncio.wait_for(process.stderr.read(), 60)
+            assert await process.wait() == 0, err.decode()
+        await asyncio.gather(*self._reading)
+
+    async def close(self) -> None:
+        for process in self.hosts.values():
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+    def poll_runs(self) -> tuple[list[tuple[float, str]], list[str]]:
+        """Every poll by time, and the hosts in the order their runs of polls came."""
+        polls = sorted((t, name) for name in self.lines for t in self.said(name, "poll"))
+        runs = [name for i, (_, name) in enumerate(polls) if i == 0 or polls[i - 1][1] != name]
+        return polls, runs
+
+
+@pytest.fixture
+async def fleet(emu: Emulator, redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Fleet]:
+    hosts = Fleet(emu, redis_server, tmp_path)
+    try:
+        yield hosts
+    finally:
+        await hosts.close()
+
+
+async def test_a_host_killed_mid_wait_is_taken_over_within_the_ttl(
+    emu: Emulator, fleet: Fleet, tmp_path: Path
+) -> None:
+    emu.config.render_seconds = 5.0
+    async with NemoClient(base_url=emu.url, token=TOKEN, home=tmp_path / "t") as nemo:
+        session, draft = await new_draft(nemo)
+    a = await fleet.start("a", session_id=session.id, draft=draft)
+    job_id = await fleet.until("a", "job")
+    await fleet.start("b", job_id=job_id)
+    await fleet.start("c", job_id=job_id)
+    await fleet.until("b", "ready")
+    await fleet.until("c", "ready")
+    await asyncio.sleep(0.3)  # B and C are following
+    assert fleet.said("a", "poll"), fleet.lines
+    assert not fleet.said("a", "done"), "A must die mid-wait"
+    a.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    await fleet.finished("b", "c")
+
+    assert fleet.said("b", "done") == fleet.said("c", "done") == ["completed"]
+    assert max(fleet.said("b", "at") + fleet.said("c", "at")) - killed_at <= TTL + 5
+    # No two hosts polled in the same lease period: sorted by time, each host's polls are one
+    # run (A's before its death, then one new owner's), never interleaved.
+    polls, runs = fleet.poll_runs()
+    assert runs[0] == "a"
+    assert len(runs) == len(set(runs)) == 2, runs
+    assert max(t for t, name in polls if name == "a") <= killed_at
+
+
+async def test_an_owner_paused_past_its_ttl_stops_polling_when_it_wakes(
+    emu: Emulator, fleet: Fleet, tmp_path: Path
+) -> None:
+    emu.config.render_seconds = 6.0
+    async with NemoClient(base_url=emu.url, token=TOKEN, home=tmp_path / "t") as nemo:
+        session, draft = await new_draft(nemo)
+    a = await fleet.start("a", session_id=session.id, draft=draft)
+    job_id = await fleet.until("a", "job")
+    await fleet.start("b", job_id=job_id)
+    await fleet.until("b", "ready")
+    await asyncio.sleep(0.3)
+    a.send_signal(signal.SIGSTOP)  # a long GC pause, say
+    stopped_at = time.time()
+    while not fleet.said("b", "poll"):  # its lease ran out: B took over
+        assert time.time() - stopped_at < TTL + 5, fleet.lines
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    a.send_signal(signal.SIGCONT)
+    await fleet.finished("a", "b")
+
+    assert fleet.said("a", "done") == fleet.said("b", "done") == ["completed"]
+    late = [t for t in fleet.said("a", "poll") if t > stopped_at]
+    # Awake, A may send the one poll it had due (an idempotent GET) before it learns the
+    # lease is gone (its write refused, or its renewal); then it only follows.
+    assert len(late) <= 1, fleet.lines
+    _, runs = fleet.poll_runs()
+    assert runs[:2] == ["a", "b"], runs
