@@ -21,7 +21,7 @@ from typing import Any, final
 import attrs
 
 from nemo_sync._atomic import write_private
-from nemo_sync._safe_file import open_no_follow, read_state_file, set_aside
+from nemo_sync._safe_file import json_kind, open_no_follow, read_state_file, set_aside
 from nemo_sync.errors import ConfigurationError
 
 logger = logging.getLogger("nemo_sync")
@@ -123,21 +123,6 @@ class CredentialsRead:
         return f"CredentialsRead(credentials={self.credentials!r}, problem={self.problem!r})"
 
 
-def _kind(value: object) -> str:
-    """A JSON value's kind, for messages ("a number", "a list")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
-
-
 class _Damaged(ValueError):
     """The file is there but unusable; the message says how."""
 
@@ -163,18 +148,18 @@ def _parse(data: bytes) -> tuple[StoredCredentials, list[str]]:
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         raise _Damaged("it is not JSON") from None
     if not isinstance(parsed, dict):
-        raise _Damaged(f"it is {_kind(parsed)}, not a JSON object")
+        raise _Damaged(f"it is {json_kind(parsed)}, not a JSON object")
     client_id = parsed.get("client_id")
     if client_id is None:
         raise _Damaged("it has no client_id")
     if not isinstance(client_id, str):
-        raise _Damaged(f"client_id is {_kind(client_id)}, not a string")
+        raise _Damaged(f"client_id is {json_kind(client_id)}, not a string")
     # Both go into headers: anything else would fail every request, untyped.
     if not _HEADER_VALUE.fullmatch(client_id):
         raise _Damaged("client_id is not an id")
     token = parsed.get("token")
     if token is not None and not isinstance(token, str):
-        raise _Damaged(f"token is {_kind(token)}, not a string")
+        raise _Damaged(f"token is {json_kind(token)}, not a string")
     if token and not _HEADER_VALUE.fullmatch(token):
         raise _Damaged("token holds characters no token has")
     # The other fields are not worth the token: a wrong one is reported and ignored, since
@@ -186,11 +171,11 @@ def _parse(data: bytes) -> tuple[StoredCredentials, list[str]]:
         or not isinstance(expires_at, (int, float))
         or not math.isfinite(expires_at)
     ):
-        notes.append(f"expires_at is {_kind(expires_at)}, not a time")
+        notes.append(f"expires_at is {json_kind(expires_at)}, not a time")
         expires_at = None
     user_id = parsed.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
-        notes.append(f"user_id is {_kind(user_id)}, not a string")
+        notes.append(f"user_id is {json_kind(user_id)}, not a string")
         user_id = None
     credentials = StoredCredentials(
         client_id=client_id,

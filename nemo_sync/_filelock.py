@@ -15,7 +15,8 @@ from nemo_sync.errors import ConfigurationError
 _POLL_SECONDS = 0.02
 
 
-def _try_lock(fd: int) -> bool:
+def try_lock(fd: int) -> bool:
+    """Take an exclusive lock on an open file without waiting; False when another holds it."""
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import msvcrt
 
@@ -70,7 +71,7 @@ async def file_lock(path: Path, *, timeout: float = 60.0) -> AsyncIterator[None]
     try:
         deadline = time.monotonic() + timeout
         # Polling keeps the event loop free; flock has no async form.
-        while not _try_lock(fd):
+        while not try_lock(fd):
             if time.monotonic() > deadline:
                 raise ConfigurationError(
                     f"could not lock {path} within {timeout:.0f} s: another nemo-sync process "

@@ -39,7 +39,7 @@ from nemo_sync._contract import RENDER_DONE
 from nemo_sync._envelope import loads_strict
 from nemo_sync._export_claims import FileExportClaims
 from nemo_sync._filelock import file_lock
-from nemo_sync._safe_file import damaged_name, read_state_file, set_aside
+from nemo_sync._safe_file import damaged_name, json_kind, read_state_file, set_aside
 from nemo_sync.errors import ConfigurationError
 
 logger = logging.getLogger("nemo_sync")
@@ -74,26 +74,11 @@ class DamagedRecordError(ValueError):
     """A record of ``jobs.json`` that cannot be read; the message says why."""
 
 
-def _json_type(value: Any) -> str:
-    """The JSON name of a value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object" if isinstance(value, dict) else type(value).__name__
-
-
 def _text(name: str, value: Any, *, optional: bool) -> str | None:
     if value is None and optional:
         return None
     if not isinstance(value, str):
-        raise DamagedRecordError(f"{name} is {_json_type(value)}, not a string")
+        raise DamagedRecordError(f"{name} is {json_kind(value)}, not a string")
     return value
 
 
@@ -101,7 +86,7 @@ def _number(name: str, value: Any, *, optional: bool) -> float | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DamagedRecordError(f"{name} is {_json_type(value)}, not a number")
+        raise DamagedRecordError(f"{name} is {json_kind(value)}, not a number")
     try:
         number = float(value)
     except OverflowError:  # an integer of 400 digits is valid JSON, and no float
@@ -182,7 +167,7 @@ class JobRecord:
                 a field of the wrong type); the first problem found.
         """
         if not isinstance(item, dict):
-            raise DamagedRecordError(f"it is {_json_type(item)}, not an object")
+            raise DamagedRecordError(f"it is {json_kind(item)}, not an object")
         if "id" not in item:
             raise DamagedRecordError("id is missing")
         job_id = _text("id", item["id"], optional=False)
@@ -244,10 +229,10 @@ def _parse(data: bytes) -> _Loaded:
     except ValueError:
         return _Loaded(problem="it is not JSON")
     if not isinstance(raw, dict):
-        return _Loaded(problem=f"it holds {_json_type(raw)}, not an object with a job list")
+        return _Loaded(problem=f"it holds {json_kind(raw)}, not an object with a job list")
     items = raw.get("jobs", [])
     if not isinstance(items, list):
-        return _Loaded(problem=f'its "jobs" is {_json_type(items)}, not a list')
+        return _Loaded(problem=f'its "jobs" is {json_kind(items)}, not a list')
     if len(items) > MAX_RECORDS:
         return _Loaded(problem=f"it holds {len(items):,} records, more than {MAX_RECORDS:,}")
     records: dict[str, JobRecord] = {}

@@ -101,6 +101,21 @@ def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else type(exc).__name__
 
 
+def json_kind(value: object) -> str:
+    """A JSON value's kind, for messages about a damaged file ("a string", "a list")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
 def damaged_name(path: Path, now: float | None = None) -> Path:
     """``<name>.damaged-<UTC time>`` beside ``path`` (a free name: ``-2``, ``-3`` when taken)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))

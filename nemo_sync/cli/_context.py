@@ -15,7 +15,7 @@ import attrs
 
 from nemo_sync._atomic import write_private
 from nemo_sync._client import NemoClient
-from nemo_sync._safe_file import read_state_file, set_aside
+from nemo_sync._safe_file import json_kind, read_state_file, set_aside
 from nemo_sync._session import Session
 from nemo_sync._settings import resolve_base_url, resolve_home
 from nemo_sync.cli._output import Output
@@ -78,17 +78,6 @@ class CliState:
         return {**self.extra, "sessions": {k: s.to_json() for k, s in self.sessions.items()}}
 
 
-def _kind(value: object) -> str:
-    """A JSON value's kind, for messages ("a number", "a list")."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
-
-
 class DamagedStateError(ValueError):
     """The last-session file is there but unusable; the message says how."""
 
@@ -107,22 +96,24 @@ def parse_cli_state(data: bytes) -> CliState:
     except ValueError:
         raise DamagedStateError("it is not JSON") from None
     if not isinstance(parsed, dict):
-        raise DamagedStateError(f"it is {_kind(parsed)}, not a JSON object")
+        raise DamagedStateError(f"it is {json_kind(parsed)}, not a JSON object")
     found = parsed.get("sessions", {})
     if not isinstance(found, dict):
-        raise DamagedStateError(f"sessions is {_kind(found)}, not an object")
+        raise DamagedStateError(f"sessions is {json_kind(found)}, not an object")
     sessions: dict[str, RememberedSession] = {}
     for api, entry in found.items():
         if isinstance(entry, str) and entry:  # older versions kept the id only
             sessions[api] = RememberedSession(entry)
             continue
         if not isinstance(entry, dict):
-            raise DamagedStateError(f"the session for {api!r} is {_kind(entry)}, not an object")
+            raise DamagedStateError(f"the session for {api!r} is {json_kind(entry)}, not an object")
         session_id, task_id = entry.get("id"), entry.get("task_id")
         if not isinstance(session_id, str) or not session_id:
             raise DamagedStateError(f"the session for {api!r} has no id")
         if task_id is not None and not isinstance(task_id, str):
-            raise DamagedStateError(f"the task_id for {api!r} is {_kind(task_id)}, not a string")
+            raise DamagedStateError(
+                f"the task_id for {api!r} is {json_kind(task_id)}, not a string"
+            )
         rest = {k: v for k, v in entry.items() if k not in ("id", "task_id")}
         sessions[api] = RememberedSession(session_id, task_id or None, rest)
     return CliState(sessions, {k: v for k, v in parsed.items() if k != "sessions"})

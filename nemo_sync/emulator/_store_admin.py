@@ -26,7 +26,6 @@ import logging
 import os
 import sqlite3
 import stat
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import attrs
 
 from nemo_sync._contract import RENDER_DONE
+from nemo_sync._filelock import try_lock
 from nemo_sync._safe_file import DAMAGED_SUFFIX, damaged_name
 from nemo_sync.emulator._api_errors import DiskFull, is_disk_full
 from nemo_sync.emulator._media import WORKER_IN_NAME
@@ -276,25 +276,6 @@ def _open_database(path: Path) -> sqlite3.Connection:
 # -- locks: the folder's, and each running emulator's ----------------------------------
 
 
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive lock on an open file without waiting; False when another holds it."""
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """The folder's lock (``emulator.lock``), for replacing a damaged database; released when
@@ -307,7 +288,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
     try:
         deadline = time.monotonic() + BUSY_TIMEOUT
         with contextlib.suppress(OSError):
-            while fd is not None and not _try_lock(fd) and time.monotonic() < deadline:
+            while fd is not None and not try_lock(fd) and time.monotonic() < deadline:
                 time.sleep(0.02)
         yield
     finally:
@@ -349,7 +330,7 @@ def hold_worker(data_dir: Path, worker_id: str) -> WorkerLock | None:
     except OSError:
         return None
     try:
-        if _try_lock(fd):
+        if try_lock(fd):
             os.rename(making, path)
             return WorkerLock(path, fd)
     except OSError:
@@ -369,7 +350,7 @@ def worker_alive(data_dir: Path, worker_id: str) -> bool | None:
     except OSError:
         return None
     try:
-        return not _try_lock(fd)
+        return not try_lock(fd)
     except OSError:
         return None
     finally:
@@ -390,7 +371,7 @@ def clear_dead_workers(data_dir: Path) -> None:
         with contextlib.suppress(OSError):
             fd = os.open(entry.path, os.O_RDWR | _NOFOLLOW)
             try:
-                if _try_lock(fd):
+                if try_lock(fd):
                     os.unlink(entry.path)
             finally:
                 os.close(fd)
