@@ -30,6 +30,7 @@ from nemo_sync._routing import Action, route
 from nemo_sync._session import Session
 from nemo_sync._session_state import SessionState
 from nemo_sync._store_protocol import JobStore
+from nemo_sync._tracker import Tracker
 from nemo_sync._upload import UploadFile
 from nemo_sync._version import __version__
 from nemo_sync.draft import (
@@ -131,6 +132,7 @@ __all__ = [
     "ToolResultEvent",
     "Track",
     "TrackType",
+    "Tracker",
     "TurnCompleteEvent",
     "UnknownEvent",
     "UnsupportedFileError",

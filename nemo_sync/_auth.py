@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,13 @@ from nemo_sync._contract import ANONYMOUS_TOKEN_TTL
 from nemo_sync._credentials import CredentialStore, Secret, StoredCredentials
 from nemo_sync._filelock import file_lock
 from nemo_sync._retry import describe_wait, wait_until
-from nemo_sync.errors import AuthenticationError, MissingClientIdError, NemoError, RateLimitError
+from nemo_sync.errors import (
+    AuthenticationError,
+    JobStoreUnavailableError,
+    MissingClientIdError,
+    NemoError,
+    RateLimitError,
+)
 
 logger = logging.getLogger("nemo_sync")
 
@@ -75,6 +82,29 @@ class Auth(Protocol):
 
         Returns what to tell the user.
         """
+        ...
+
+
+class SharedIdentity(Protocol):
+    """The fleet's shared place for the anonymous identity (``nemo_sync._fleet_state``).
+
+    Every method raises :class:`JobStoreUnavailableError` when the place cannot be reached.
+    """
+
+    async def load(self) -> StoredCredentials | None:
+        """The identity kept there, if any."""
+        ...
+
+    async def save(self, credentials: StoredCredentials) -> None:
+        """Keep a new identity (called under :meth:`locked`)."""
+        ...
+
+    async def forget(self, rejected: Secret) -> None:
+        """Drop the kept token, only if it is still ``rejected``."""
+        ...
+
+    def locked(self) -> AbstractAsyncContextManager[None]:
+        """The fleet-wide lock around asking the service for a token."""
         ...
 
 
@@ -167,7 +197,8 @@ class AnonymousAuth:
     works). Getting a new one runs once at a time in a process (an asyncio lock) and across
     processes (a file lock around read-check-fetch-write), so two processes starting together
     end up with one token between them, and the one-token-per-client-id-per-7-days limit is
-    never burned.
+    never burned. With ``fleet`` (a Redis job store), the same is done fleet-wide: the
+    identity lives in Redis, and the lock is a Redis key (see nemo_sync._fleet_state).
     """
 
     anonymous = True
@@ -180,8 +211,12 @@ class AnonymousAuth:
         client_id: str | None = None,
         shared_id_path: Path | None = None,
         clock: Callable[[], float] = time.time,
+        fleet: SharedIdentity | None = None,
     ) -> None:
         self._store = store
+        # With a Redis job store, the identity is the fleet's (one token request per fleet);
+        # None again once that place is unreachable: this machine's file then, as before.
+        self._fleet = fleet
         self._fetch = fetch
         self._client_id = client_id
         self._shared_id_path = shared_id_path
@@ -232,6 +267,16 @@ class AnonymousAuth:
                 if again is failed:
                     raise failed
                 raise again from failed
+            if self._fleet is not None:
+                try:
+                    return (await self._fleet_token(self._fleet)).reveal()
+                except JobStoreUnavailableError as exc:
+                    logger.warning("%s; this host uses its own anonymous identity", exc)
+                    self._fleet = None
+                except NemoError as exc:
+                    self._failures += 1
+                    self._last_failure = exc
+                    raise
             # A valid token on disk needs no lock to be read: a read-only home, or one where
             # the lock file cannot be made, still works for everything but writing.
             stored = self._store.load()
@@ -327,6 +372,56 @@ class AnonymousAuth:
             logger.debug("stored a new anonymous token (expires at %s)", issued.expires_at)
         return token
 
+    async def _fleet_token(self, fleet: SharedIdentity) -> Secret:
+        """The fleet's token; asked for under the fleet's lock when there is none usable, so
+        the hosts starting together make one token request (and spend one client id)."""
+        usable = self._usable(await fleet.load(), self._clock(), None)
+        if usable is None:
+            async with fleet.locked():
+                stored = await fleet.load()
+                now = self._clock()
+                usable = self._usable(stored, now, None)
+                if usable is None:
+                    usable = await self._fleet_fetch(fleet, stored, now)
+        self._current = usable
+        assert usable.token is not None  # _usable() and _fleet_fetch() make sure
+        self._last_failure = None
+        return usable.token
+
+    async def _fleet_fetch(
+        self, fleet: SharedIdentity, stored: StoredCredentials | None, now: float
+    ) -> StoredCredentials:
+        """A new token for the fleet (under its lock), under the fleet's client id if any."""
+        client_id = (
+            (stored.client_id if stored else None)
+            or self._machine_client_id(None)
+            or str(uuid.uuid4())
+        )
+        try:
+            client_id, issued = await self._fetch_with_client_id(client_id)
+        except RateLimitError as exc:
+            # An early refresh refused: the old token still works.
+            if stored and stored.token not in self._rejected and stored.valid_at(now):
+                return stored
+            raise token_refused(exc, client_id) from exc
+        fresh = StoredCredentials(
+            client_id=client_id,
+            token=Secret(issued.token),
+            expires_at=issued.expires_at,
+            user_id=issued.user_id,
+        )
+        try:
+            await fleet.save(fresh)
+        except JobStoreUnavailableError as exc:
+            # The token is had (and the client id's week spent): this host keeps it rather
+            # than ask again; the others will need their own until Redis is back.
+            logger.warning("%s; the new anonymous token stays with this host", exc)
+        else:
+            logger.debug(
+                "stored a new anonymous token for the fleet (expires %s)", fresh.expires_at
+            )
+        return fresh
+
     async def _fetch_with_client_id(self, client_id: str) -> tuple[str, IssuedToken]:
         """(client id that got the token, what the service issued)."""
         try:
@@ -344,6 +439,13 @@ class AnonymousAuth:
         async with self._lock:
             if self._current and self._current.token == rejected:
                 self._current = None
+            if self._fleet is not None:
+                # Compare-and-set: a host that was rejected after another already replaced
+                # the token leaves the new one alone (and picks it up on its next call).
+                try:
+                    await self._fleet.forget(rejected)
+                except JobStoreUnavailableError as exc:
+                    logger.debug("could not forget the rejected token in the fleet: %s", exc)
             try:
                 self._store.ensure_home()
                 async with file_lock(self._store.lock_path):

@@ -41,6 +41,7 @@ from nemo_sync._settings import (
     resolve_web_url,
     shared_client_id_path,
 )
+from nemo_sync._tracker import DEFAULT_MAX_JOBS, DEFAULT_SCAN_INTERVAL, Tracker
 from nemo_sync._transport import MAX_RESPONSE_BYTES, Transport
 from nemo_sync.errors import ClientClosedError, ConfigurationError, NemoError
 
@@ -140,6 +141,8 @@ class NemoClient:
             max_response_bytes=max_response_bytes,
         )
         given = token if token is not None else os.environ.get(ENV_TOKEN)
+        # With a Redis store, one anonymous identity for the whole fleet (nemo_sync._fleet_state).
+        shared_identity = getattr(job_store, "fleet_identity", None)
         auth: Auth
         if given:
             auth = StaticTokenAuth(given)
@@ -149,10 +152,17 @@ class NemoClient:
                 self._fetch_anonymous_token,
                 client_id=resolve_client_id(client_id),
                 shared_id_path=shared_client_id_path(),
+                fleet=shared_identity() if shared_identity is not None else None,
             )
         self._transport.auth = auth
         self._auth = auth
         self._state = _State.OPEN
+        # With a Redis store, a 429 on any host makes every host wait (nemo_sync._fleet_state);
+        # it listens from the first request on (a loop is running then), until aclose.
+        share = getattr(job_store, "fleet_cooldown", None)
+        self._fleet_cooldown = share(self._transport.cooldown) if share is not None else None
+        if self._fleet_cooldown is not None:
+            self._transport.on_open = self._fleet_cooldown.start
         # What every service gets instead of this client (see nemo_sync._api).
         self._api = Api(
             self._transport, home=self._home, web_url=self._web_url, job_store=job_store
@@ -178,6 +188,8 @@ class NemoClient:
         """Close the connection pool. The client cannot be used afterwards."""
         self._state = _State.CLOSED
         await self._transport.close()
+        if self._fleet_cooldown is not None:
+            await self._fleet_cooldown.aclose()
 
     @property
     def base_url(self) -> str:
@@ -272,8 +284,32 @@ class NemoClient:
         self._ensure_open()
         return RenderJob(self._api, render_id.strip())
 
+    def tracker(
+        self,
+        *,
+        scan_interval: float = DEFAULT_SCAN_INTERVAL,
+        poll_interval: float | None = None,
+        max_jobs: int = DEFAULT_MAX_JOBS,
+    ) -> Tracker:
+        """A tracker: finishes the render jobs nobody is waiting for (docs/fleet.md).
+
+        ``async with nemo.tracker() as tracker:`` scans the job store every ``scan_interval``
+        seconds for unfinished jobs that no host polls (with a :class:`RedisJobStore`: whose
+        lease expired, e.g. because the host that started them died) and polls each to its
+        end, under its lease, recording the result for every host. With the default file
+        store it finishes this machine's unfinished jobs. At most ``max_jobs`` at once.
+
+        Raises:
+            ConfigurationError: a scan interval that is not positive, ``max_jobs`` under 1.
+        """
+        self._ensure_open()
+        return Tracker(
+            self._api, scan_interval=scan_interval, poll_interval=poll_interval, max_jobs=max_jobs
+        )
+
     async def jobs(self, *, include_finished: bool = True) -> list[JobRecord]:
-        """The render jobs started from this machine (under ``home``), newest first.
+        """The render jobs in the job store, newest first: those started from this machine
+        (under ``home``), or the whole fleet's with a :class:`RedisJobStore`.
 
         A process that died mid-render finds its jobs here and resumes them with
         ``render_job(record.id).wait()``. A job the service never confirmed (a crash between

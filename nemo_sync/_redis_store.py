@@ -46,7 +46,9 @@ from nemo_sync._export_claims import (
     check_idempotency_key,
     render_id_for,
 )
+from nemo_sync._fleet_state import FleetCooldown, FleetIdentity
 from nemo_sync._jobstore import KEEP_FINISHED, DamagedRecordError, JobRecord
+from nemo_sync._retry import RateCooldown
 from nemo_sync.errors import ConfigurationError, JobStoreUnavailableError
 
 logger = logging.getLogger("nemo_sync")
@@ -145,6 +147,23 @@ end
 redis.call('PUBLISH', KEYS[5], ARGV[2])
 return 1
 """
+# The unfinished jobs no host holds a lease on (a tracker adopts them), with their records,
+# in one round trip whatever the fleet's size: the index holds the unfinished jobs and at most
+# KEEP_FINISHED finished ones. KEYS: index, finished; ARGV: lease prefix, record prefix, most.
+_ORPHANS = """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if #out >= tonumber(ARGV[3]) * 2 then break end
+  if not redis.call('ZSCORE', KEYS[2], id) and redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    local raw = redis.call('GET', ARGV[2] .. id)
+    if raw then
+      table.insert(out, id)
+      table.insert(out, raw)
+    end
+  end
+end
+return out
+"""
 DEFAULT_LEASE_TTL = 30.0
 
 
@@ -198,6 +217,7 @@ class RedisJobStore:
         self._renew = self._redis.register_script(_RENEW)
         self._drop = self._redis.register_script(_DROP)
         self._fenced_write = self._redis.register_script(_FENCED_WRITE)
+        self._orphans = self._redis.register_script(_ORPHANS)
 
     def __repr__(self) -> str:
         return f"RedisJobStore({self.where!r})"
@@ -211,6 +231,14 @@ class RedisJobStore:
     def redis(self) -> aioredis.Redis:
         """The redis-py client this store uses."""
         return self._redis
+
+    def fleet_cooldown(self, cooldown: RateCooldown) -> FleetCooldown:
+        """Share a client's 429 cooldown with the fleet (see :mod:`nemo_sync._fleet_state`)."""
+        return FleetCooldown(self._redis, self.prefix, cooldown)
+
+    def fleet_identity(self) -> FleetIdentity:
+        """The fleet's shared anonymous identity (see :mod:`nemo_sync._fleet_state`)."""
+        return FleetIdentity(self._redis, self.prefix)
 
     async def aclose(self) -> None:
         """Close the connection pool, when this store made it (from a URL)."""
@@ -457,6 +485,16 @@ class RedisJobStore:
             if written:
                 await self._prune_finished()
         return written
+
+    async def unleased(self, most: int) -> tuple[JobRecord, ...]:
+        """Up to ``most`` unfinished jobs no host holds the lease on, oldest first: one
+        round trip (a tracker's scan)."""
+        args: list[str | int] = [self._lease_key(""), self.key(""), most]
+        async with self._reachable():
+            reply = await self._orphans(keys=[self._index, self._finished], args=args)
+        pairs = zip(reply[::2], reply[1::2], strict=True)
+        found = (self._decode(_reply_text(i), raw) for i, raw in pairs)
+        return tuple(r for r in found if r is not None and not r.finished)
 
     @asynccontextmanager
     async def follow(self, job_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:

@@ -312,7 +312,7 @@ class RenderJob:
         """What a "not found" means for this job, by the job store; ``exc`` when it is just
         an unknown id."""
         record = await self._store.get(self.id)
-        if record is None or not _same_service(record.base_url, self._api.base_url):
+        if record is None or not same_service(record.base_url, self._api.base_url):
             raise exc
         if record.status == _contract.RENDER_FAILED and record.error == NEVER_RECEIVED:
             return _never_received(self.id)  # settled by an earlier look
@@ -799,7 +799,7 @@ def _utc(moment: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
 
 
-def _same_service(recorded: str | None, current: str) -> bool:
+def same_service(recorded: str | None, current: str) -> bool:
     """Whether a job recorded on ``recorded`` runs on the API at ``current``.
 
     A job of another API (staging beside production under one home) is never settled by
@@ -824,7 +824,7 @@ async def settle_unconfirmed(api: Api, records: Sequence[JobRecord]) -> None:
     Best effort: a look that fails (no network, a 5xx) leaves its job as it was for the next
     look, and all of them together take at most :data:`SETTLE_TIMEOUT`.
     """
-    orphans = [r for r in records if r.unconfirmed and _same_service(r.base_url, api.base_url)]
+    orphans = [r for r in records if r.unconfirmed and same_service(r.base_url, api.base_url)]
     if not orphans:
         return
     at_once = asyncio.Semaphore(_SETTLE_AT_ONCE)

@@ -15,12 +15,12 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 import attrs
 
-from nemo_sync._contract import RATE_LIMIT_DEFAULT_WAIT
+from nemo_sync._contract import ANONYMOUS_TOKEN_PATH, RATE_LIMIT_DEFAULT_WAIT
 from nemo_sync.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -122,6 +122,77 @@ def _too_long_to_wait(exc: RateLimitError, wait: float) -> None:
         f"nemo-sync waits {RETRY_AFTER_CAP:.0f} s at most, so it stopped at once instead."
     )
     exc.args = (exc.message,)
+
+
+class RateCooldown:
+    """The "not before" time of this client's API calls: the end of the last 429's wait.
+
+    Kept in memory and read by every call (a float compared with the clock, no I/O); with a
+    Redis job store, fed by this host's own 429s and the other hosts' (see
+    :mod:`nemo_sync._fleet_state`); without one it stays 0. It is a Unix time
+    (``time.time()``) because it crosses hosts: the host that got the 429 adds the
+    Retry-After to its own clock, and every host compares with its own, so a host whose
+    clock is off by N seconds waits N seconds too long or too short (NTP keeps that small).
+    """
+
+    __slots__ = ("not_before", "shared")
+
+    def __init__(self) -> None:
+        self.not_before = 0.0  # 0: no cooldown (the hot path tests only this)
+        # Called with a deadline this host learned from its own 429 (to tell the fleet).
+        self.shared: Callable[[float], None] | None = None
+
+    def extend(self, deadline: float) -> None:
+        """Wait until ``deadline`` (a Unix time) unless a later one is already kept."""
+        self.not_before = max(self.not_before, deadline)
+
+    def rate_limited(self, exc: RateLimitError) -> None:
+        """Record a 429 this host got: its wait, from now, for every call and the fleet.
+
+        Only for a client in a fleet (a Redis job store): alone, a 429 is waited for by the
+        call that got it, as it always was.
+        """
+        if self.shared is None or (exc.endpoint or "").endswith(ANONYMOUS_TOKEN_PATH):
+            # The anonymous-token call's 429 is its client id's weekly quota, not the API's
+            # rate: the other hosts' calls (with a token already) are not refused.
+            return
+        wait = exc.retry_after if exc.retry_after is not None else RETRY_AFTER_DEFAULT
+        deadline = time.time() + wait
+        self.extend(deadline)
+        self.shared(deadline)
+
+    def left(self) -> float:
+        """Seconds still to wait (0.0 when none); forgets a deadline that has passed."""
+        if not self.not_before:
+            return 0.0
+        wait = self.not_before - time.time()
+        if wait <= 0:
+            self.not_before = 0.0
+            return 0.0
+        return wait
+
+
+def cooling_down(wait: float, endpoint: str, *, time_left: float | None) -> RateLimitError | None:
+    """The error for a call that may not wait out a cooldown of ``wait`` seconds, or None.
+
+    Over :data:`RETRY_AFTER_CAP` it fails at once with the wait in words, as a 429 of this
+    host's own does; past the call's own deadline (``time_left``) it fails too, since a
+    request sent before the cooldown ends would only be refused again.
+    """
+    exc = RateLimitError(
+        f"Rate limited by the service for {describe_wait(wait)} more (a 429 seen by this "
+        "host or another host of the fleet); the call's timeout ends before that.",
+        status=429,
+        code=429,
+        endpoint=endpoint,
+        retry_after=wait,
+    )
+    if wait > RETRY_AFTER_CAP:
+        _too_long_to_wait(exc, wait)
+        return exc
+    if time_left is not None and wait >= time_left:
+        return exc
+    return None
 
 
 def backoff(attempt: int) -> float:

@@ -18,7 +18,7 @@ from yarl import URL
 from nemo_sync._auth import Auth
 from nemo_sync._contract import SKILL_SOURCE, SKILL_VERSION
 from nemo_sync._envelope import parse_reply, with_link
-from nemo_sync._retry import RetryBudget, sleep
+from nemo_sync._retry import RateCooldown, RetryBudget, cooling_down, sleep
 from nemo_sync._version import __version__
 from nemo_sync.errors import (
     APIConnectionError,
@@ -28,6 +28,7 @@ from nemo_sync.errors import (
     ClientClosedError,
     InsufficientCreditsError,
     NemoError,
+    RateLimitError,
     ResponseTooLargeError,
 )
 
@@ -141,6 +142,11 @@ class Transport:
         self.timeout = timeout
         self.max_retries = max_retries
         self.auth: Auth | None = auth
+        # The end of the last 429's wait, checked before every API call (fed by the fleet too).
+        self.cooldown = RateCooldown()
+        # Called once when the connection pool is made: inside the running loop, at first use
+        # (the client starts the fleet's background work there; see nemo_sync._fleet_state).
+        self.on_open: Callable[[], None] | None = None
         # The registration link for a 2001 the reply gave none for (set by the client's Api).
         self.bind_link: Callable[[], str | None] | None = None
         self._max_connections = max_connections
@@ -174,6 +180,8 @@ class Transport:
                 # Redirects are followed by hand nowhere; never forward the bearer elsewhere.
                 auto_decompress=True,
             )
+            if self.on_open is not None:
+                self.on_open()
         return self._http
 
     async def close(self) -> None:
@@ -210,6 +218,8 @@ class Transport:
             type(exc).__name__,
             attempt_number + 1,
         )
+        if isinstance(exc, RateLimitError):
+            self.cooldown.rate_limited(exc)
         if isinstance(exc, AuthenticationError) and self.auth and budget.token_used:
             await self.auth.invalidate(budget.token_used)
 
@@ -276,6 +286,9 @@ class Transport:
             async for retry in self._retrying(budget, deadline):
                 with retry:
                     return await attempt(_time_left(deadline, timeout))
+        except RateLimitError as exc:
+            self.cooldown.rate_limited(exc)  # not retried: still every later call waits
+            raise
         except InsufficientCreditsError as exc:
             if exc.bind_url is None and self.bind_link is not None:
                 with_link(exc, self.bind_link())
@@ -476,6 +489,8 @@ class Transport:
             deadline: float | None = time.monotonic() + timeout.total
         else:
             deadline = None
+        if not retry and self.cooldown.not_before:  # one float test when there is no cooldown
+            await self._cool_down(endpoint, deadline)
         try:
             debug = logger.isEnabledFor(logging.DEBUG)  # skip the timing and arguments when off
             started = time.perf_counter() if debug else 0.0
@@ -518,6 +533,23 @@ class Transport:
             budget, again, deadline=deadline, timeout=timeout, failed=failed
         )
 
+    async def _cool_down(self, endpoint: str, deadline: float | None) -> None:
+        """Wait out the cooldown of a 429 (this host's or the fleet's) before sending.
+
+        Raises:
+            RateLimitError: at once, when the wait is over the retry cap or past the call's
+                deadline (``time.monotonic()``): nothing is sent.
+        """
+        wait = self.cooldown.left()
+        if not wait:
+            return
+        time_left = None if deadline is None else deadline - time.monotonic()
+        refused = cooling_down(wait, endpoint, time_left=time_left)
+        if refused is not None:
+            raise refused
+        logger.debug("%s waits %.2f s: a 429's cooldown", endpoint, wait)
+        await sleep(wait)
+
     async def open_stream(
         self,
         method: str,
@@ -538,6 +570,9 @@ class Transport:
         budget = self._budget(method)
         endpoint = f"{method} {path}"
         url = self.url(path)
+        if self.cooldown.not_before:
+            total = timeout.total
+            await self._cool_down(endpoint, None if total is None else time.monotonic() + total)
 
         async def attempt(this_timeout: aiohttp.ClientTimeout | None) -> aiohttp.ClientResponse:
             started = time.perf_counter()

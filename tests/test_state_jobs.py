@@ -674,6 +674,6 @@ async def test_a_job_of_another_api_is_not_settled_by_this_ones_404(
 def test_which_recorded_jobs_this_api_may_settle(
     recorded: str | None, current: str, same: bool
 ) -> None:
-    from nemo_sync._render_job import _same_service
+    from nemo_sync._render_job import same_service
 
-    assert _same_service(recorded, current) is same
+    assert same_service(recorded, current) is same

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nemo_sync._formats import FORMATS, format_of
+from nemo_sync._tracker import DEFAULT_SCAN_INTERVAL
 from nemo_sync.cli import _workflow as workflow
 from nemo_sync.cli._context import Context
 from nemo_sync.errors import ConfigurationError, SessionNotFoundError
@@ -20,6 +24,9 @@ if TYPE_CHECKING:
     from nemo_sync.local import SampleMedia
 
 Command = Callable[[Context], Awaitable[int]]
+
+# The Redis a `jobs` command shares jobs through, when --redis is not given.
+REDIS_URL_ENV = "NEMO_REDIS_URL"
 
 QUICK_EDIT = "sync the background music to my video and adjust the beat drops to match the cuts"
 
@@ -43,14 +50,29 @@ def register(add: Callable[[str, Command, str], argparse.ArgumentParser]) -> Non
     export.add_argument("--wait", action="store_true", help="wait for the render to finish")
     export.add_argument("-o", "--out", type=Path, help="download the result here (implies --wait)")
 
-    jobs = add("jobs", jobs_command, "list, wait for, download or cancel render jobs")
+    jobs = add("jobs", jobs_command, "list, wait for, download, cancel or track render jobs")
     jobs.add_argument(
-        "action", nargs="?", choices=("list", "wait", "download", "cancel"), default="list"
+        "action",
+        nargs="?",
+        choices=("list", "wait", "download", "cancel", "track"),
+        default="list",
     )
     jobs.add_argument("job_id", nargs="?", help="the render job id (wait, download, cancel)")
     jobs.add_argument("-o", "--out", type=Path, help="where to download (download)")
     _force_option(jobs)
     jobs.add_argument("--poll-interval", type=float, default=None, help=argparse.SUPPRESS)
+    jobs.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get(REDIS_URL_ENV) or None,
+        help=f"share jobs with a fleet through this Redis (default: {REDIS_URL_ENV})",
+    )
+    jobs.add_argument(
+        "--scan-interval",
+        type=float,
+        default=DEFAULT_SCAN_INTERVAL,
+        help=f"seconds between the tracker's scans (track; default {DEFAULT_SCAN_INTERVAL:g})",
+    )
 
     chat = add("chat", chat_command, "an interactive session, like talking to the agent")
     chat.add_argument("--session", help="session id (default: the last one used)")
@@ -189,6 +211,8 @@ async def jobs_command(ctx: Context) -> int:
             [r.to_json() for r in records],  # as the store holds them, newer fields included
         )
         return 0
+    if ctx.args.action == "track":
+        return await _track(ctx)
     if not ctx.args.job_id:  # a usage error (exit 2), which argparse cannot see
         ctx.output.error(f"`jobs {ctx.args.action}` needs a job id (see `nemo-sync jobs`)")
         return 2
@@ -200,6 +224,33 @@ async def jobs_command(ctx: Context) -> int:
         out = Path.cwd()
     report = await workflow.finish_job(ctx, job, out, {"job_id": job.id})
     ctx.output.result(_finished(ctx, report), report)
+    return 0
+
+
+async def _track(ctx: Context) -> int:
+    """``jobs track``: finish the jobs nobody waits for until SIGINT (Ctrl-C) or SIGTERM,
+    which end it cleanly (its leases given back at once), exit 0: stopping is how a
+    long-running tracker ends, not a failure."""
+    client = await ctx.client()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Where the loop cannot take signals (Windows), Ctrl-C interrupts as elsewhere (130).
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    try:
+        async with client.tracker(scan_interval=ctx.args.scan_interval) as tracker:
+            ctx.output.info(f"tracking unfinished render jobs in {tracker.where}; Ctrl-C stops")
+            await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    report = {"adopted": tracker.adopted, "finished": tracker.finished}
+    ctx.output.result(
+        f"Tracker stopped: adopted {tracker.adopted} job(s), finished {tracker.finished}", report
+    )
     return 0
 
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -20,6 +20,9 @@ from nemo_sync._session import Session
 from nemo_sync._settings import resolve_base_url, resolve_home
 from nemo_sync.cli._output import Output
 from nemo_sync.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from nemo_sync._store_protocol import JobStore
 
 logger = logging.getLogger("nemo_sync")
 
@@ -177,9 +180,26 @@ class Context:
                 # The emulator serves the browser links of its own projects too.
                 base_url = web_url = await self.start_emulator()
             self._client = await self._stack.enter_async_context(
-                NemoClient(base_url=base_url, web_url=web_url, home=self.home)
+                NemoClient(
+                    base_url=base_url,
+                    web_url=web_url,
+                    home=self.home,
+                    job_store=await self._store(),
+                )
             )
         return self._client
+
+    async def _store(self) -> JobStore | None:
+        """The Redis job store when the command was given a Redis URL (``jobs --redis``, else
+        NEMO_REDIS_URL); None, the file store under the home, otherwise."""
+        url = getattr(self.args, "redis", None)
+        if not url:
+            return None
+        from nemo_sync._redis_store import RedisJobStore  # redis-py is an optional extra
+
+        store = RedisJobStore(url)
+        self._stack.push_async_callback(store.aclose)
+        return store
 
     # The last session used, per API URL, so `state` and `export` work without --session.
 
