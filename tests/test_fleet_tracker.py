@@ -7,13 +7,11 @@ one real Redis.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import pytest
 import nemo_sync
 from nemo_sync import NemoClient, RedisJobStore
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import answering
+from tests.fleet_support import HostProcesses, answering
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
@@ -55,75 +53,18 @@ async def new_draft(nemo: NemoClient) -> tuple[nemo_sync.Session, dict[str, Any]
     return session, {"t": [{"tt": 0, "sg": [{"mid": media.id, "st": 0, "d": 1000}]}], "d": 1000}
 
 
-class Processes:
+class Processes(HostProcesses):
     """Hosts and trackers (tests/fleet_tracker_host.py), and what each one said."""
 
     def __init__(self, emu: Emulator, redis_server: RedisServer, tmp_path: Path) -> None:
-        self.base = {
+        base = {
             "base_url": emu.url,
             "token": TOKEN,
             "redis_url": redis_server.url,
             "lease_ttl": TTL,
             "scan_interval": SCAN,
         }
-        self.tmp_path = tmp_path
-        self.lines: dict[str, list[dict[str, Any]]] = {}
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
-        self._reading: list[asyncio.Task[None]] = []
-
-    async def start(self, name: str, **fields: Any) -> asyncio.subprocess.Process:
-        config = {**self.base, "home": str(self.tmp_path / name), **fields}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.fleet_tracker_host",
-            json.dumps(config),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs[name] = process
-        self.lines[name] = []
-        self._reading.append(asyncio.create_task(self._read(name, process)))
-        return process
-
-    async def _read(self, name: str, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
-        async for line in process.stdout:
-            self.lines[name].append(json.loads(line))
-
-    def said(self, name: str, word: str) -> list[Any]:
-        return [line[word] for line in self.lines[name] if word in line]
-
-    async def until(self, name: str, word: str, within: float = 30.0) -> Any:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + within
-        while not self.said(name, word):
-            assert self.procs[name].returncode is None, self.lines
-            assert loop.time() < end, f"{name} never said {word}: {self.lines}"
-            await asyncio.sleep(0.02)
-        return self.said(name, word)[0]
-
-    def kill(self, name: str) -> float:
-        self.procs[name].send_signal(signal.SIGKILL)
-        return time.time()
-
-    async def close(self) -> None:
-        for process in self.procs.values():
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        for task in self._reading:
-            task.cancel()
-
-    def polls(self, job_id: str) -> list[tuple[float, str]]:
-        """Every poll of ``job_id`` by time, with who sent it."""
-        return sorted(
-            (line["poll"], name)
-            for name, lines in self.lines.items()
-            for line in lines
-            if "poll" in line and line["job"] == job_id
-        )
+        super().__init__("tests.fleet_tracker_host", base, tmp_path, keep_stderr=False)
 
 
 @pytest.fixture

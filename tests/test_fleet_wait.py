@@ -7,11 +7,8 @@ The hand-over runs as real processes sharing one emulator and one real Redis.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +19,7 @@ import pytest
 import nemo_sync
 from nemo_sync import NemoClient, RedisJobStore, RenderResult
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import answering
+from tests.fleet_support import HostProcesses, answering
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
@@ -181,12 +178,12 @@ async def test_a_redis_restart_mid_wait_is_survived(
     assert record.status == "completed"
 
 
-class Fleet:
+class Fleet(HostProcesses):
     """Host processes (tests/fleet_host.py) on one emulator and one Redis, and what each
     one said, line by line."""
 
     def __init__(self, emu: Emulator, redis_server: RedisServer, tmp_path: Path) -> None:
-        self.base = {
+        base = {
             "mode": "wait",
             "base_url": emu.url,
             "token": TOKEN,
@@ -194,60 +191,7 @@ class Fleet:
             "redis_url": redis_server.url,
             "lease_ttl": TTL,
         }
-        self.tmp_path = tmp_path
-        self.lines: dict[str, list[dict[str, Any]]] = {}
-        self.hosts: dict[str, asyncio.subprocess.Process] = {}
-        self._reading: list[asyncio.Task[None]] = []
-
-    async def start(self, name: str, **fields: Any) -> asyncio.subprocess.Process:
-        config = {**self.base, "home": str(self.tmp_path / name), **fields}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.fleet_host",
-            json.dumps(config),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.hosts[name] = process
-        self.lines[name] = []
-        self._reading.append(asyncio.create_task(self._read(name, process)))
-        return process
-
-    async def _read(self, name: str, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
-        async for line in process.stdout:
-            self.lines[name].append(json.loads(line))
-
-    def said(self, name: str, word: str) -> list[Any]:
-        return [line[word] for line in self.lines[name] if word in line]
-
-    async def until(self, name: str, word: str) -> Any:
-        while not self.said(name, word):
-            assert self.hosts[name].returncode is None, self.lines
-            await asyncio.sleep(0.02)
-        return self.said(name, word)[0]
-
-    async def finished(self, *names: str) -> None:
-        for name in names:
-            process = self.hosts[name]
-            assert process.stderr is not None
-            err = await asyncio.wait_for(process.stderr.read(), 60)
-            assert await process.wait() == 0, err.decode()
-        await asyncio.gather(*self._reading)
-
-    async def close(self) -> None:
-        for process in self.hosts.values():
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-
-    def poll_runs(self) -> tuple[list[tuple[float, str]], list[str]]:
-        """Every poll by time, and the hosts in the order their runs of polls came."""
-        polls = sorted((t, name) for name in self.lines for t in self.said(name, "poll"))
-        runs = [name for i, (_, name) in enumerate(polls) if i == 0 or polls[i - 1][1] != name]
-        return polls, runs
+        super().__init__("tests.fleet_host", base, tmp_path)
 
 
 @pytest.fixture
