@@ -14,6 +14,7 @@ from typing import Any
 import redis
 import redis.exceptions
 
+from nemo_sync import NemoClient, Session
 from tests.redis_server import RedisServer
 
 
@@ -34,6 +35,17 @@ def answering(server: RedisServer) -> RedisServer:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# A clip the render double accepts, and the user token the fleet tests' hosts share.
+CLIP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(2048)
+TOKEN = "fleet-token"
+
+
+async def new_draft(nemo: NemoClient) -> tuple[Session, dict[str, Any]]:
+    """A new session with one clip, and a one-second draft of it (naming the clip by
+    ``Media.key``: the reference's upload replies carry no id)."""
+    session = await nemo.create_session()
+    media = await session.upload(CLIP, filename="clip.mp4")
+    return session, {"t": [{"tt": 0, "sg": [{"mid": media.key, "st": 0, "d": 1000}]}], "d": 1000}
 
 
 class HostProcesses:

@@ -14,7 +14,6 @@ import sys
 import types
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,13 +23,10 @@ from nemo_sync import JobStore, JobStoreUnavailableError, NemoClient, RedisJobSt
 from nemo_sync._contract import path_segment
 from nemo_sync._jobstore import FileJobStore
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import answering
+from tests.fleet_support import ROOT, TOKEN, answering, new_draft
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
-ROOT = Path(__file__).resolve().parent.parent
-CLIP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(2048)
-TOKEN = "fleet-token"
 SUBMIT = "/api/render/proxy/lambda"
 ID_SHAPE = re.compile(r"render_\d{13}(_\d+)?")
 
@@ -67,12 +63,6 @@ async def nemo(emu: Emulator, store: JobStore, tmp_path: Path) -> AsyncIterator[
         base_url=emu.url, token=TOKEN, home=tmp_path / "home", job_store=store
     ) as client:
         yield client
-
-
-async def new_draft(nemo: NemoClient) -> tuple[nemo_sync.Session, dict[str, Any]]:
-    session = await nemo.create_session()
-    media = await session.upload(CLIP, filename="clip.mp4")
-    return session, {"t": [{"tt": 0, "sg": [{"mid": media.id, "st": 0, "d": 1000}]}], "d": 1000}
 
 
 def submits(emu: Emulator) -> list[str]:

@@ -193,7 +193,7 @@ async def test_a_client_records_its_jobs_in_the_store_given(
     async with NemoClient(base_url=emu.url, home=home, job_store=store) as nemo:
         session = await nemo.create_session()
         media = await session.upload(CLIP, filename="clip.mp4")
-        draft: dict[str, Any] = {"t": [{"tt": 0, "sg": [{"mid": media.id, "st": 0, "d": 1000}]}]}
+        draft: dict[str, Any] = {"t": [{"tt": 0, "sg": [{"mid": media.key, "st": 0, "d": 1000}]}]}
         job = await session.export(draft)
         result = await job.wait(poll_interval=0.02)
         assert result.ok
@@ -208,7 +208,7 @@ async def test_a_client_given_no_store_keeps_jobs_json(emu: Emulator, tmp_path: 
     async with NemoClient(base_url=emu.url, home=home) as nemo:
         session = await nemo.create_session()
         media = await session.upload(CLIP, filename="clip.mp4")
-        draft = {"t": [{"tt": 0, "sg": [{"mid": media.id, "st": 0, "d": 1000}]}]}
+        draft = {"t": [{"tt": 0, "sg": [{"mid": media.key, "st": 0, "d": 1000}]}]}
         job = await session.export(draft)
     stored = json.loads((home / "jobs.json").read_text())
     assert [r["id"] for r in stored["jobs"]] == [job.id]

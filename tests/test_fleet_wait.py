@@ -12,20 +12,16 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import nemo_sync
 from nemo_sync import NemoClient, RedisJobStore, RenderResult
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import HostProcesses, answering
+from tests.fleet_support import TOKEN, HostProcesses, answering, new_draft
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
-ROOT = Path(__file__).resolve().parent.parent
-CLIP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(2048)
-TOKEN = "fleet-token"
 TTL = 2.0
 
 
@@ -42,12 +38,6 @@ async def emu() -> AsyncIterator[Emulator]:
     ) as emulator:
         emulator.add_token(TOKEN)
         yield emulator
-
-
-async def new_draft(nemo: NemoClient) -> tuple[nemo_sync.Session, dict[str, Any]]:
-    session = await nemo.create_session()
-    media = await session.upload(CLIP, filename="clip.mp4")
-    return session, {"t": [{"tt": 0, "sg": [{"mid": media.id, "st": 0, "d": 1000}]}], "d": 1000}
 
 
 def polls_of(emu: Emulator, job_id: str) -> int:
