@@ -392,6 +392,11 @@ class AnonymousAuth:
         self, fleet: SharedIdentity, stored: StoredCredentials | None, now: float
     ) -> StoredCredentials:
         """A new token for the fleet (under its lock), under the fleet's client id if any."""
+        if stored is None:
+            brought = self._bring_machine_identity(now)
+            if brought is not None:
+                await self._fleet_save(fleet, brought)
+                return brought
         client_id = (
             (stored.client_id if stored else None)
             or self._machine_client_id(None)
@@ -410,17 +415,29 @@ class AnonymousAuth:
             expires_at=issued.expires_at,
             user_id=issued.user_id,
         )
+        await self._fleet_save(fleet, fresh)
+        return fresh
+
+    def _bring_machine_identity(self, now: float) -> StoredCredentials | None:
+        """This machine's usable token, for a fleet that has no identity yet: a machine that
+        ran alone before (credentials.json) joins with its token instead of asking again
+        under the same client id, which the service refuses (one per client id per 7 days).
+        A token that turns out to be rejected is replaced as any fleet token is (a 1001)."""
         try:
-            await fleet.save(fresh)
+            local = self._store.load()
+        except (NemoError, OSError):
+            return None  # unreadable here: the fleet asks for its own
+        return self._usable(local, now, self._machine_client_id(local))
+
+    async def _fleet_save(self, fleet: SharedIdentity, credentials: StoredCredentials) -> None:
+        try:
+            await fleet.save(credentials)
         except JobStoreUnavailableError as exc:
             # The token is had (and the client id's week spent): this host keeps it rather
             # than ask again; the others will need their own until Redis is back.
-            logger.warning("%s; the new anonymous token stays with this host", exc)
+            logger.warning("%s; the anonymous token stays with this host", exc)
         else:
-            logger.debug(
-                "stored a new anonymous token for the fleet (expires %s)", fresh.expires_at
-            )
-        return fresh
+            logger.debug("stored the fleet's anonymous token (expires %s)", credentials.expires_at)
 
     async def _fetch_with_client_id(self, client_id: str) -> tuple[str, IssuedToken]:
         """(client id that got the token, what the service issued)."""

@@ -124,7 +124,8 @@ class FleetCooldown:
                 self._degraded(exc)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    # redis-py 5 leaves PubSub.aclose untyped (6+ types it).
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
             await asyncio.sleep(_RESUBSCRIBE)
 
     def _take(self, raw: Any) -> None:
@@ -186,7 +187,8 @@ class FleetIdentity:
     async def load(self) -> StoredCredentials | None:
         """The fleet's identity, or None before any host made one."""
         with _unavailable():
-            raw = await self._redis.hgetall(self._key)
+            # redis-py 5 types the command as "Awaitable[dict] | dict" (6+ as awaitable).
+            raw = await self._redis.hgetall(self._key)  # type: ignore[misc, unused-ignore]
         fields = {_text(k): _text(v) for k, v in raw.items()}
         client_id = fields.get("client_id")
         if not client_id:
@@ -210,7 +212,7 @@ class FleetIdentity:
         if credentials.user_id:
             mapping["user_id"] = credentials.user_id
         with _unavailable():
-            await self._redis.hset(self._key, mapping=mapping)
+            await self._redis.hset(self._key, mapping=mapping)  # type: ignore[misc, unused-ignore]
 
     async def forget(self, rejected: Secret) -> None:
         """Drop the token, only if it is still the one the service rejected."""

@@ -196,6 +196,8 @@ class RedisJobStore:
         if not lease_ttl >= 0.1:
             raise ConfigurationError(f"lease_ttl must be at least 0.1 seconds; got {lease_ttl}")
         self.lease_ttl = lease_ttl
+        # Annotated: redis-py 5 types from_url() as Any (6+ as Redis).
+        self._redis: aioredis.Redis
         if isinstance(redis, str):
             self._redis = aioredis.Redis.from_url(redis)
             self._owned = True
@@ -456,11 +458,15 @@ class RedisJobStore:
         """Change fields of a record only while the lease is ``token``'s; False when it is
         not (nothing is written). A record the store does not have is left absent."""
 
+        finished = False
+
         async def change(pipe: Any) -> bool:
+            nonlocal finished
             record = self._decode(job_id, await pipe.get(self.key(job_id)))
             if record is None:
                 return True
             new = attrs.evolve(record, **changes)
+            finished = new.finished
             pipe.multi()
             keys = [
                 self._lease_key(job_id),
@@ -482,7 +488,9 @@ class RedisJobStore:
 
         async with self._reachable():
             written = await self._watched(self.key(job_id), change)
-            if written:
+            # Only a finished job can push the finished ones past the cap (as in update()):
+            # not a script call after every progress write.
+            if written and finished:
                 await self._prune_finished()
         return written
 
@@ -497,29 +505,36 @@ class RedisJobStore:
         return tuple(r for r in found if r is not None and not r.finished)
 
     @asynccontextmanager
-    async def follow(self, job_id: str) -> AsyncIterator[Callable[[float], Awaitable[bool]]]:
+    async def follow(
+        self, job_id: str
+    ) -> AsyncIterator[Callable[[float], Awaitable[JobRecord | None]]]:
         """Subscribe to a job's changes; gives a function that waits up to its argument in
-        seconds for the next one (True) or returns False when none came."""
+        seconds for the next one and returns the record it wrote, or None when none came.
+
+        The message carries the whole record, so a follower reads nothing per change: the
+        fleet's Redis commands per poll do not grow with the number of hosts following."""
         async with self._reachable():
             pubsub = self._redis.pubsub()
             await pubsub.subscribe(self._channel(job_id))
 
-        async def next_change(timeout: float) -> bool:
+        async def next_change(timeout: float) -> JobRecord | None:
             async with self._reachable():
                 loop = asyncio.get_running_loop()
                 until = loop.time() + timeout
                 while (left := until - loop.time()) > 0:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
                     if message is not None:
-                        return True
-                return False
+                        record = self._decode(job_id, message["data"])
+                        # A message that cannot be read (logged): the store's copy is read.
+                        return record if record is not None else await self.get(job_id)
+                return None
 
         try:
             yield next_change
         finally:
             # A Redis that went away has nothing to unsubscribe from.
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def _without_password(url: str) -> str:

@@ -553,20 +553,22 @@ class RenderJob:
                 return
             try:
                 async with store.follow(self.id) as next_change:
+                    # Read after subscribing: a change made in between is not missed. Each
+                    # change after that comes with its record.
+                    followed = await self._store.get(self.id)
                     while True:
-                        # Read after subscribing: a change made in between is not missed.
-                        record = await self._store.get(self.id)
-                        if record is not None:
-                            result = _from_record(record)
+                        if followed is not None:
+                            result = _from_record(followed)
                             self.last = result
                             yield result
-                            if record.finished:
+                            if followed.finished:
                                 return
                         remaining = deadline - loop.time()
                         if remaining <= 0:
                             raise self._late(timeout)
                         # Quiet for a third of the TTL: look whether the lease is free.
-                        if not await next_change(min(store.lease_ttl / 3, remaining)):
+                        followed = await next_change(min(store.lease_ttl / 3, remaining))
+                        if followed is None:
                             break
             except JobStoreUnavailableError as exc:
                 self._degraded(exc)

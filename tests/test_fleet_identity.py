@@ -160,3 +160,29 @@ async def test_a_host_whose_rejected_token_was_already_replaced_keeps_the_new_on
             await client.aclose()
         for store in stores:
             await store.aclose()
+
+
+async def test_a_machine_that_had_a_token_before_joining_the_fleet_brings_it(
+    emu: Emulator, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """An app that ran with the file store, then joins a fleet: its token (and client id)
+    become the fleet's. Asking again under the same client id would be refused (one token
+    per client id per 7 days): the service answers 429."""
+    async with NemoClient(base_url=emu.url, home=tmp_path / "app") as alone:
+        await alone.credits()
+        token = alone._auth.cached_token()
+    assert token_requests(emu) == 1
+    store = RedisJobStore(redis_server.url)
+    try:
+        async with NemoClient(base_url=emu.url, home=tmp_path / "app", job_store=store) as host:
+            await host.credits()
+            assert host._auth.cached_token() == token
+        # Another machine of the fleet (its own home) uses the same identity.
+        other = RedisJobStore(redis_server.url)
+        async with NemoClient(base_url=emu.url, home=tmp_path / "b", job_store=other) as b:
+            await b.credits()
+            assert b._auth.cached_token() == token
+        await other.aclose()
+    finally:
+        await store.aclose()
+    assert token_requests(emu) == 1

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 import nemo_sync
@@ -112,6 +113,63 @@ async def test_a_host_that_lost_its_lease_cannot_write(redis_server: RedisServer
         assert record.status == "completed"
     finally:
         await store.aclose()
+
+
+async def test_a_progress_write_is_one_script_and_a_finish_prunes(
+    redis_server: RedisServer,
+) -> None:
+    """The owner writes at each change it sees: a progress write runs the fenced script
+    only (the pruning script runs when a job finishes, as update() does), so the fleet's
+    Redis commands per poll stay few (benchmarks/bench_fleet.py measures them)."""
+    store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    try:
+        for n in range(201):
+            record = nemo_sync.JobRecord(id=f"render_{n}", session_id="s1", status="completed")
+            await store.put(attrs.evolve(record, created_at=1000.0 + n))
+        await store.put(nemo_sync.JobRecord(id="render_x", session_id="s1", created_at=1.0))
+        token = await store.take_lease("render_x")
+        assert token is not None
+
+        async def scripts_run() -> int:
+            stats = await store.redis.info("commandstats")
+            return int(stats["cmdstat_evalsha"]["calls"])
+
+        before = await scripts_run()
+        assert await store.fenced_update("render_x", token, status="processing", progress=40.0)
+        assert await scripts_run() - before == 1
+        assert await store.fenced_update("render_x", token, status="completed", progress=100.0)
+        ids = [r.id for r in await store.list()]
+        # render_x finished as the oldest of 201 finished ones: the pruning took it.
+        assert ids == [f"render_{n}" for n in range(200, 0, -1)]
+    finally:
+        await store.aclose()
+
+
+async def test_a_follower_gets_each_change_with_its_record_reading_nothing(
+    redis_server: RedisServer,
+) -> None:
+    """Each change reaches a follower with the record it wrote: a follower sends Redis no
+    command per change, so the fleet's commands per poll do not grow with its hosts."""
+    owner = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    follower = RedisJobStore(redis_server.url, lease_ttl=TTL)
+    try:
+        await owner.put(nemo_sync.JobRecord(id="render_1", session_id="s1", status="pending"))
+        token = await owner.take_lease("render_1")
+        assert token is not None
+        async with follower.follow("render_1") as next_change:
+            assert await next_change(0.05) is None  # quiet
+            assert await owner.fenced_update("render_1", token, status="processing", progress=40)
+            before = await follower.redis.info("commandstats")
+            changed = await next_change(5.0)
+            after = await follower.redis.info("commandstats")
+            assert changed is not None
+            assert (changed.id, changed.status, changed.progress) == ("render_1", "processing", 40)
+            # Between the two INFO calls: nothing but the first INFO itself.
+            ran = {k: after[k]["calls"] - before.get(k, {"calls": 0})["calls"] for k in after}
+            assert {k: n for k, n in ran.items() if n} == {"cmdstat_info": 1}
+    finally:
+        await owner.aclose()
+        await follower.aclose()
 
 
 async def test_with_redis_down_wait_polls_the_service_itself(
