@@ -158,6 +158,55 @@ async def test_emulator_command_serves_the_api_with_the_emulator_options(tmp_pat
         child.close(force=True)
 
 
+async def test_emulator_command_keeps_state_in_a_data_dir_and_reissues_tokens(
+    tmp_path: Path,
+) -> None:
+    """A shared dev server: with --data-dir a restart keeps the sessions; with
+    --reissue-anonymous-tokens a client that lost its credentials (a new home, the same
+    machine client id) gets its account back instead of the service's 7-day 429."""
+    import signal
+
+    from nemo_sync import NemoClient, NemoError
+
+    def start() -> tuple[pexpect.spawn, str]:
+        child = pexpect.spawn(
+            sys.executable,
+            [
+                *("-m", "nemo_sync", "emulator", "--port", "0", "--render-seconds", "0.1"),
+                *("--data-dir", str(tmp_path / "data"), "--reissue-anonymous-tokens"),
+            ],
+            cwd=str(tmp_path),
+            encoding="utf-8",
+            timeout=60,
+        )
+        child.expect(r"emulator at (http://127\.0\.0\.1:\d+)")
+        return child, child.match.group(1)
+
+    def stop(child: pexpect.spawn) -> None:
+        child.kill(signal.SIGINT)
+        child.expect(pexpect.EOF)
+        child.close(force=True)
+
+    child, url = start()
+    try:
+        async with NemoClient(base_url=url, home=tmp_path / "h1") as nemo:
+            session = await nemo.create_session()
+        async with NemoClient(base_url=url, home=tmp_path / "h2") as again:
+            await again.session(session.id).state()  # the same account: its session
+        # Another client id is another account: not its session.
+        async with NemoClient(base_url=url, home=tmp_path / "h3", client_id="other") as other:
+            with pytest.raises(NemoError):
+                await other.session(session.id).state()
+    finally:
+        stop(child)
+    child, url = start()
+    try:
+        async with NemoClient(base_url=url, home=tmp_path / "h2") as later:
+            await later.session(session.id).state()  # kept across the restart
+    finally:
+        stop(child)
+
+
 def test_jobs_cancel_stops_a_render_and_wait_then_says_cancelled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -44,6 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export-requires-plan", action="store_true", help="anonymous accounts get 402 on export"
     )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep the state (SQLite) and files in DIR, across restarts and shared by every "
+        "emulator on it; default: in memory, gone when it stops",
+    )
+    parser.add_argument(
+        "--reissue-anonymous-tokens",
+        action="store_true",
+        help="give a known client id a fresh token for the same account within 7 days, "
+        "instead of the service's 429 (for a shared dev server whose clients lose their "
+        "credentials)",
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -60,6 +73,8 @@ async def serve(args: argparse.Namespace) -> None:
         export_requires_plan=args.export_requires_plan,
         reply_style=args.reply_style,
         chat_events=args.chat_events,
+        data_dir=args.data_dir,
+        reissue_anonymous_tokens=args.reissue_anonymous_tokens,
     )
     async with emulator as emu:
         renderer = emu.render_backend.name if emu.render_backend else "none (renders fail)"
