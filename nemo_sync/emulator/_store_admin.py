@@ -251,26 +251,30 @@ def open_database(path: Path) -> sqlite3.Connection:
 
 
 def _open_database(path: Path) -> sqlite3.Connection:
-    problem = _not_a_file(path)
-    if problem is None:
-        try:
-            return connect(path, check=True)
-        except sqlite3.DatabaseError as exc:
-            if not is_damage(exc):
-                raise
-            problem = str(exc)
+    """Open the database; a damaged one is replaced (under the folder's lock) first."""
+    opened = _open_undamaged(path)
+    if isinstance(opened, sqlite3.Connection):
+        return opened
     # One process replaces it; the others, waiting here, then open the new one.
     with _folder_lock(path.parent):
-        again = _not_a_file(path)
-        if again is None:
-            try:
-                return connect(path, check=True)
-            except sqlite3.DatabaseError as exc:
-                if not is_damage(exc):
-                    raise
-                again = str(exc)
-        replace_damaged(path, again or problem)
+        again = _open_undamaged(path)
+        if isinstance(again, sqlite3.Connection):
+            return again
+        replace_damaged(path, again)
     return connect(path, check=True)
+
+
+def _open_undamaged(path: Path) -> sqlite3.Connection | str:
+    """The opened database, or what is wrong with it when it is damaged."""
+    problem = _not_a_file(path)
+    if problem is not None:
+        return problem
+    try:
+        return connect(path, check=True)
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        return str(exc)
 
 
 # -- locks: the folder's, and each running emulator's ----------------------------------
