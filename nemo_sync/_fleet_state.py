@@ -46,6 +46,9 @@ return 1
 _RESUBSCRIBE = 1.0
 # How long closing a client waits for its listener to stop.
 _STOP_WAIT = 1.0
+# How long a host's first call waits for its listener's first read of the cooldown in force
+# (a subscribe and a GET: a millisecond or two; Redis unreachable: the call goes on).
+_JOIN_WAIT = 0.5
 
 
 class FleetCooldown:
@@ -61,18 +64,28 @@ class FleetCooldown:
         self._warned = False
         self._stopped = asyncio.Event()
         self._pubsub: Any = None  # the listener's subscription (redis-py's PubSub)
+        self._read = asyncio.Event()  # the cooldown in force was read (or Redis failed)
         cooldown.shared = self.share
 
     def start(self) -> None:
-        """Start listening to the fleet (once; in the running loop)."""
+        """Start listening to the fleet (once; in the running loop). Until the listener has
+        read the cooldown in force, the client's calls wait for it (:meth:`_join`)."""
         if self._listener is None:
+            self._cooldown.joining = self._join
             self._listener = asyncio.get_running_loop().create_task(
                 self._listen(), name="nemo-sync fleet cooldown"
             )
 
+    async def _join(self) -> None:
+        """Wait (at most :data:`_JOIN_WAIT`) for the listener's first read."""
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._read.wait(), _JOIN_WAIT)
+        self._cooldown.joining = None
+
     async def aclose(self) -> None:
         """Stop listening; let the deadlines being recorded finish."""
         self._cooldown.shared = None
+        self._cooldown.joining = None
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         listener, self._listener = self._listener, None
@@ -115,6 +128,7 @@ class FleetCooldown:
                 # A host that joins mid-cooldown reads the one in force (after subscribing, so
                 # none published in between is missed).
                 self._take(await self._redis.get(self._key))
+                self._read.set()
                 async for message in pubsub.listen():
                     if self._stopped.is_set():
                         break
@@ -122,6 +136,7 @@ class FleetCooldown:
                         self._take(message.get("data"))
             except (RedisError, OSError) as exc:
                 self._degraded(exc)
+                self._read.set()  # no fleet cooldown to wait for: calls go on
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     # redis-py 5 leaves PubSub.aclose untyped (6+ types it).

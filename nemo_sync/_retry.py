@@ -15,7 +15,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 
 import attrs
@@ -135,12 +135,15 @@ class RateCooldown:
     clock is off by N seconds waits N seconds too long or too short (NTP keeps that small).
     """
 
-    __slots__ = ("not_before", "shared")
+    __slots__ = ("joining", "not_before", "shared")
 
     def __init__(self) -> None:
         self.not_before = 0.0  # 0: no cooldown (the hot path tests only this)
         # Called with a deadline this host learned from its own 429 (to tell the fleet).
         self.shared: Callable[[float], None] | None = None
+        # Set while this host's fleet listener has not read the cooldown in force yet: the
+        # first call awaits it (bounded), so a host starting mid-cooldown sends nothing early.
+        self.joining: Callable[[], Awaitable[None]] | None = None
 
     def extend(self, deadline: float) -> None:
         """Wait until ``deadline`` (a Unix time) unless a later one is already kept."""

@@ -489,7 +489,9 @@ class Transport:
             deadline: float | None = time.monotonic() + timeout.total
         else:
             deadline = None
-        if not retry and self.cooldown.not_before:  # one float test when there is no cooldown
+        # Two cheap tests when there is no cooldown; the first call also lets the fleet's
+        # listener read the cooldown in force.
+        if not retry and (self.cooldown.not_before or self._http is None):
             await self._cool_down(endpoint, deadline)
         try:
             debug = logger.isEnabledFor(logging.DEBUG)  # skip the timing and arguments when off
@@ -540,6 +542,11 @@ class Transport:
             RateLimitError: at once, when the wait is over the retry cap or past the call's
                 deadline (``time.monotonic()``): nothing is sent.
         """
+        if self._http is None:
+            self.http  # noqa: B018 - makes the pool, which starts the fleet's listener (on_open)
+        joining = self.cooldown.joining
+        if joining is not None:
+            await joining()
         wait = self.cooldown.left()
         if not wait:
             return
@@ -570,7 +577,7 @@ class Transport:
         budget = self._budget(method)
         endpoint = f"{method} {path}"
         url = self.url(path)
-        if self.cooldown.not_before:
+        if self.cooldown.not_before or self._http is None:
             total = timeout.total
             await self._cool_down(endpoint, None if total is None else time.monotonic() + total)
 

@@ -109,6 +109,37 @@ async def test_another_host_waits_out_the_cooldown_then_calls(
     assert 4.0 < waits[1] <= 5.0  # what was left of the 5 s when b called
 
 
+async def test_a_host_that_starts_during_a_cooldown_waits_before_its_first_call(
+    emu: Emulator,
+    redis_server: RedisServer,
+    fleet: list[NemoClient],
+    waits: list[float],
+    tmp_path: Path,
+) -> None:
+    """A host that joins mid-cooldown: its very first call waits for its listener to read
+    the cooldown in force (a round trip, bounded), then waits that out, before sending."""
+    a, _ = fleet
+    emu.faults.add(CREDITS, status=429, retry_after=5)
+    await a.credits()  # waited 5 s (recorded), then retried
+    kept = redis.Redis.from_url(redis_server.url)
+    try:
+        for _ in range(500):  # the deadline is recorded in the background
+            if kept.get("nemo:cooldown"):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        kept.close()
+    store = RedisJobStore(redis_server.url)
+    late = NemoClient(base_url=emu.url, token=TOKEN, home=tmp_path / "late", job_store=store)
+    try:
+        await late.credits()  # its first call
+    finally:
+        await late.aclose()
+        await store.aclose()
+    assert len(waits) == 2, waits
+    assert 4.0 < waits[1] <= 5.0  # what was left of the fleet's 5 s
+
+
 async def test_a_call_whose_timeout_ends_before_the_cooldown_fails_at_once(
     emu: Emulator, redis_server: RedisServer, tmp_path: Path
 ) -> None:
