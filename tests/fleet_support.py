@@ -11,28 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-import redis.exceptions
-
 from nemo_sync import NemoClient, Session
-from tests.redis_server import RedisServer
-
-
-def answering(server: RedisServer) -> RedisServer:
-    """Wait until a just-started redis-server answers: its socket file appears a moment
-    before it accepts connections, longer on a loaded machine."""
-    client = redis.Redis.from_url(server.url)
-    try:
-        for _ in range(400):
-            try:
-                client.ping()
-                return server
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.025)
-        raise AssertionError("redis-server does not answer")
-    finally:
-        client.close()
-
 
 ROOT = Path(__file__).resolve().parent.parent
 # A clip the render double accepts, and the user token the fleet tests' hosts share.

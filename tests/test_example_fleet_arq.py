@@ -22,13 +22,14 @@ from arq.connections import RedisSettings
 from arq.jobs import JobStatus
 
 from nemo_sync import NemoClient
+from nemo_sync._contract import RENDER_PATH
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import ROOT, TOKEN, answering, new_draft
+from tests.fleet_support import ROOT, TOKEN, new_draft
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
 EXAMPLES = ROOT / "examples"
-SUBMIT = "/api/render/proxy/lambda"
+SUBMIT = RENDER_PATH  # a render submission (GETs of one go to RENDER_PATH/<id>)
 VIDEO = b"video-bytes" * 100
 # arq 0.28's Worker.close() calls redis-py's deprecated close() (redis-py 5.0.1 on).
 ARQ_CLOSE = "ignore:Call to deprecated close:DeprecationWarning"
@@ -37,11 +38,6 @@ ARQ_CLOSE = "ignore:Call to deprecated close:DeprecationWarning"
 @pytest.fixture(autouse=True)
 def _examples_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
-
-
-@pytest.fixture
-def redis_server(redis_server: RedisServer) -> RedisServer:
-    return answering(redis_server)
 
 
 def submits(emu: Emulator) -> list[str]:

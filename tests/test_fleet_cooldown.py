@@ -23,18 +23,10 @@ from nemo_sync import NemoClient, RateLimitError, RedisJobStore
 from nemo_sync._contract import CREDITS_PATH
 from nemo_sync.emulator import Emulator
 from nemo_sync.emulator._recorder import RecordedRequest
-from tests.fleet_support import answering
+from tests.fleet_support import ROOT, TOKEN
 from tests.redis_server import RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "fleet-token"
 CREDITS = f"GET {CREDITS_PATH}"
-
-
-@pytest.fixture
-def redis_server(redis_server: RedisServer) -> RedisServer:
-    """The conftest's redis-server, once it answers."""
-    return answering(redis_server)
 
 
 @pytest.fixture

@@ -20,21 +20,15 @@ import pytest
 import nemo_sync._export_claims
 import nemo_sync._redis_store
 from nemo_sync import JobStore, JobStoreUnavailableError, NemoClient, RedisJobStore
-from nemo_sync._contract import path_segment
+from nemo_sync._contract import RENDER_PATH, path_segment
 from nemo_sync._jobstore import FileJobStore
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import ROOT, TOKEN, answering, new_draft
+from tests.fleet_support import ROOT, TOKEN, new_draft
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
-SUBMIT = "/api/render/proxy/lambda"
+SUBMIT = RENDER_PATH  # a render submission (GETs of one go to RENDER_PATH/<id>)
 ID_SHAPE = re.compile(r"render_\d{13}(_\d+)?")
-
-
-@pytest.fixture
-def redis_server(redis_server: RedisServer) -> RedisServer:
-    """The conftest's redis-server, once it answers."""
-    return answering(redis_server)
 
 
 @pytest.fixture(params=["file", "redis"])

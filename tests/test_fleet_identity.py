@@ -21,16 +21,8 @@ import redis
 from nemo_sync import NemoClient, RedisJobStore
 from nemo_sync._contract import ANONYMOUS_TOKEN_PATH
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import answering
+from tests.fleet_support import ROOT
 from tests.redis_server import RedisServer
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def redis_server(redis_server: RedisServer) -> RedisServer:
-    """The conftest's redis-server, once it answers."""
-    return answering(redis_server)
 
 
 @pytest.fixture

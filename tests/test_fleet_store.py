@@ -19,17 +19,9 @@ import nemo_sync
 from nemo_sync import JobRecord, JobStore, JobStoreUnavailableError, NemoClient, RedisJobStore
 from nemo_sync._jobstore import FileJobStore
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import answering
+from tests.fleet_support import CLIP
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
-
-CLIP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(2048)
-
-
-@pytest.fixture
-def redis_server(redis_server: RedisServer) -> RedisServer:
-    """The conftest's redis-server, once it answers."""
-    return answering(redis_server)
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -131,7 +123,6 @@ async def test_a_record_survives_a_redis_crash(redis_server: RedisServer) -> Non
     finally:
         await store.aclose()
     redis_server.restart()  # SIGKILL; the AOF has every write
-    answering(redis_server)
     store = RedisJobStore(redis_server.url)
     try:
         assert await store.get("render_1") == record("render_1", 1.0, status="processing")

@@ -20,18 +20,12 @@ import pytest
 import nemo_sync
 from nemo_sync import NemoClient, RedisJobStore
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import ROOT, TOKEN, HostProcesses, answering, new_draft
+from tests.fleet_support import ROOT, TOKEN, HostProcesses, new_draft
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
 TTL = 2.0
 SCAN = 1.0
-
-
-@pytest.fixture
-def redis_server(redis_server: RedisServer) -> RedisServer:
-    """The conftest's redis-server, once it answers."""
-    return answering(redis_server)
 
 
 @pytest.fixture
@@ -149,7 +143,6 @@ async def test_a_tracker_survives_a_redis_restart_and_says_so_once(
                 async with tracker:
                     await asyncio.sleep(0.5)  # about ten scans with Redis down
                     redis_server.start()
-                    answering(redis_server)
                     job = await session.export(draft)  # a job nobody waits for
                     while tracker.finished == 0:
                         await asyncio.sleep(0.05)

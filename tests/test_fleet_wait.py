@@ -19,17 +19,11 @@ import pytest
 import nemo_sync
 from nemo_sync import NemoClient, RedisJobStore, RenderResult
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import TOKEN, HostProcesses, answering, new_draft
+from tests.fleet_support import TOKEN, HostProcesses, new_draft
 from tests.redis_server import RedisServer
 from tests.render_doubles import BytesRenderBackend
 
 TTL = 2.0
-
-
-@pytest.fixture
-def redis_server(redis_server: RedisServer) -> RedisServer:
-    """The conftest's redis-server, once it answers."""
-    return answering(redis_server)
 
 
 @pytest.fixture
