@@ -39,43 +39,52 @@ def polls_of(emu: Emulator, job_id: str) -> int:
     return sum(1 for r in emu.requests if r.method == "GET" and r.path.endswith(f"/{job_id}"))
 
 
-async def test_a_follower_gets_the_owners_progress_without_polling(
+@pytest.fixture
+async def two_hosts(
     emu: Emulator, redis_server: RedisServer, tmp_path: Path
-) -> None:
-    owner_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
-    follower_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
+) -> AsyncIterator[tuple[NemoClient, NemoClient]]:
+    """Two hosts of one fleet in this process: clients with their own home and their own
+    Redis store (connection), as separate machines have."""
+    stores = [RedisJobStore(redis_server.url, lease_ttl=TTL) for _ in range(2)]
     try:
         async with (
             NemoClient(
-                base_url=emu.url, token=TOKEN, home=tmp_path / "a", job_store=owner_store
-            ) as owner,
+                base_url=emu.url, token=TOKEN, home=tmp_path / "a", job_store=stores[0]
+            ) as a,
             NemoClient(
-                base_url=emu.url, token=TOKEN, home=tmp_path / "b", job_store=follower_store
-            ) as follower,
+                base_url=emu.url, token=TOKEN, home=tmp_path / "b", job_store=stores[1]
+            ) as b,
         ):
-            session, draft = await new_draft(owner)
-            job = await session.export(draft)
-            owned: list[RenderResult] = []
-            followed: list[RenderResult] = []
-            owner_wait = asyncio.create_task(
-                owner.render_job(job.id).wait(poll_interval=0.05, on_progress=owned.append)
-            )
-            while polls_of(emu, job.id) == 0:  # the owner has its lease
-                await asyncio.sleep(0.01)
-            follower_job = follower.render_job(job.id)
-            follower_polls: list[float] = []
-            poll = follower_job.status
-
-            async def counted() -> RenderResult:
-                follower_polls.append(time.time())
-                return await poll()
-
-            follower_job.status = counted  # type: ignore[method-assign]
-            result = await follower_job.wait(poll_interval=0.05, on_progress=followed.append)
-            await owner_wait
+            yield a, b
     finally:
-        await owner_store.aclose()
-        await follower_store.aclose()
+        for store in stores:
+            await store.aclose()
+
+
+async def test_a_follower_gets_the_owners_progress_without_polling(
+    emu: Emulator, two_hosts: tuple[NemoClient, NemoClient]
+) -> None:
+    owner, follower = two_hosts
+    session, draft = await new_draft(owner)
+    job = await session.export(draft)
+    owned: list[RenderResult] = []
+    followed: list[RenderResult] = []
+    owner_wait = asyncio.create_task(
+        owner.render_job(job.id).wait(poll_interval=0.05, on_progress=owned.append)
+    )
+    while polls_of(emu, job.id) == 0:  # the owner has its lease
+        await asyncio.sleep(0.01)
+    follower_job = follower.render_job(job.id)
+    follower_polls: list[float] = []
+    poll = follower_job.status
+
+    async def counted() -> RenderResult:
+        follower_polls.append(time.time())
+        return await poll()
+
+    follower_job.status = counted  # type: ignore[method-assign]
+    result = await follower_job.wait(poll_interval=0.05, on_progress=followed.append)
+    await owner_wait
     assert result.ok
     assert follower_polls == []  # it followed the store: the owner alone polled
     assert followed[-1].status == "completed"
@@ -187,36 +196,22 @@ async def test_with_redis_down_wait_polls_the_service_itself(
 
 
 async def test_a_redis_restart_mid_wait_is_survived(
-    emu: Emulator, redis_server: RedisServer, tmp_path: Path
+    emu: Emulator, redis_server: RedisServer, two_hosts: tuple[NemoClient, NemoClient]
 ) -> None:
     emu.config.render_seconds = 2.0
-    owner_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
-    follower_store = RedisJobStore(redis_server.url, lease_ttl=TTL)
-    try:
-        async with (
-            NemoClient(
-                base_url=emu.url, token=TOKEN, home=tmp_path / "a", job_store=owner_store
-            ) as owner,
-            NemoClient(
-                base_url=emu.url, token=TOKEN, home=tmp_path / "b", job_store=follower_store
-            ) as follower,
-        ):
-            session, draft = await new_draft(owner)
-            job = await session.export(draft)
-            waits = asyncio.gather(
-                owner.render_job(job.id).wait(poll_interval=0.05),
-                follower.render_job(job.id).wait(poll_interval=0.05),
-            )
-            while polls_of(emu, job.id) < 3:
-                await asyncio.sleep(0.01)
-            redis_server.restart()  # SIGKILL mid-wait; the AOF brings the records back
-            results = await asyncio.wait_for(waits, 30)
-            record = await owner_store.get(job.id)
-    finally:
-        await owner_store.aclose()
-        await follower_store.aclose()
+    owner, follower = two_hosts
+    session, draft = await new_draft(owner)
+    job = await session.export(draft)
+    waits = asyncio.gather(
+        owner.render_job(job.id).wait(poll_interval=0.05),
+        follower.render_job(job.id).wait(poll_interval=0.05),
+    )
+    while polls_of(emu, job.id) < 3:
+        await asyncio.sleep(0.01)
+    redis_server.restart()  # SIGKILL mid-wait; the AOF brings the records back
+    results = await asyncio.wait_for(waits, 30)
     assert [r.status for r in results] == ["completed", "completed"]
-    assert record is not None
+    record = next(r for r in await owner.jobs() if r.id == job.id)
     assert record.status == "completed"
 
 
