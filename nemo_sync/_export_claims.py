@@ -20,7 +20,6 @@ under the same file lock); the Redis store in hashes, timed by Redis's own clock
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import attrs
 from nemo_sync._atomic import write_private
 from nemo_sync._contract import RENDER_ID_PREFIX
 from nemo_sync._envelope import loads_strict
-from nemo_sync._filelock import file_lock
+from nemo_sync._filelock import locked_file_work
 from nemo_sync._safe_file import read_state_file, set_aside
 from nemo_sync.errors import ConfigurationError
 
@@ -156,14 +155,8 @@ class FileExportClaims:
             write_private(self._exports_path, json.dumps(data).encode())
             return result
 
-        async with file_lock(self._lock_path):
-            # The file work in a thread, shielded: a cancelled caller never leaves it half done.
-            work = asyncio.ensure_future(asyncio.to_thread(read_change_write))
-            try:
-                return await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await asyncio.wait({work})
-                raise
+        # The file work in a thread, shielded: a cancelled caller never leaves it half done.
+        return await locked_file_work(self._lock_path, read_change_write)
 
     async def new_render_id(self) -> str:
         """``render_<unix ms>``, never given before on this machine (the milliseconds only

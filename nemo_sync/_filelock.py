@@ -6,9 +6,10 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from nemo_sync.errors import ConfigurationError
 
@@ -84,3 +85,21 @@ async def file_lock(path: Path, *, timeout: float = 60.0) -> AsyncIterator[None]
             _unlock(fd)
     finally:
         os.close(fd)
+
+
+_T = TypeVar("_T")
+
+
+async def locked_file_work(path: Path, work: Callable[[], _T]) -> _T:
+    """Run ``work`` (blocking file work) in a thread while holding the lock on ``path``.
+
+    Shielded: a cancelled caller still waits for work that started to finish before the lock
+    is let go, so a file is never left half written, nor written by two processes at once.
+    """
+    async with file_lock(path):
+        running = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            await asyncio.wait({running})
+            raise

@@ -38,7 +38,7 @@ from nemo_sync._atomic import remove_stale_temps, write_private
 from nemo_sync._contract import RENDER_DONE
 from nemo_sync._envelope import loads_strict
 from nemo_sync._export_claims import FileExportClaims
-from nemo_sync._filelock import file_lock
+from nemo_sync._filelock import locked_file_work
 from nemo_sync._safe_file import damaged_name, json_kind, read_state_file, set_aside
 from nemo_sync.errors import ConfigurationError
 
@@ -438,13 +438,7 @@ class FileJobStore(FileExportClaims):
                 self._write(records, loaded.others, damaged)
             return records
 
-        async with file_lock(self._lock_path):
-            work = asyncio.ensure_future(asyncio.to_thread(read_change_write))
-            try:
-                return await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await asyncio.wait({work})
-                raise
+        return await locked_file_work(self._lock_path, read_change_write)
 
 
 # The name before the JobStore protocol existed: existing imports (and tests) construct it.
