@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from nemo_sync import NemoClient, NemoError, RedisJobStore
+from tests.fleet_support import counting_commands
 
 
 def say(**fields: Any) -> None:
@@ -26,14 +27,7 @@ def say(**fields: Any) -> None:
 
 async def main(config: dict[str, Any]) -> None:
     store = RedisJobStore(config["redis_url"])
-    sent: list[tuple[Any, ...]] = []
-    original = store.redis.execute_command
-
-    async def counted(*args: Any, **options: Any) -> Any:
-        sent.append(args)
-        return await original(*args, **options)
-
-    store.redis.execute_command = counted  # type: ignore[method-assign]
+    sent = counting_commands(store)
     async with NemoClient(
         base_url=config["base_url"], token=config["token"], home=config["home"], job_store=store
     ) as nemo:

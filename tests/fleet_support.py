@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nemo_sync import NemoClient, Session
+from nemo_sync import NemoClient, RedisJobStore, Session
 
 ROOT = Path(__file__).resolve().parent.parent
 # A clip the render double accepts, and the user token the fleet tests' hosts share.
@@ -25,6 +25,20 @@ async def new_draft(nemo: NemoClient) -> tuple[Session, dict[str, Any]]:
     session = await nemo.create_session()
     media = await session.upload(CLIP, filename="clip.mp4")
     return session, {"t": [{"tt": 0, "sg": [{"mid": media.key, "st": 0, "d": 1000}]}], "d": 1000}
+
+
+def counting_commands(store: RedisJobStore) -> list[tuple[Any, ...]]:
+    """The Redis commands ``store`` sends from now on (each as its arguments), as a list
+    that grows: a test's count of round trips."""
+    sent: list[tuple[Any, ...]] = []
+    original = store.redis.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(args)
+        return await original(*args, **options)
+
+    store.redis.execute_command = counted  # type: ignore[method-assign]
+    return sent
 
 
 class HostProcesses:

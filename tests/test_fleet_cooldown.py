@@ -23,7 +23,7 @@ from nemo_sync import NemoClient, RateLimitError, RedisJobStore
 from nemo_sync._contract import CREDITS_PATH
 from nemo_sync.emulator import Emulator
 from nemo_sync.emulator._recorder import RecordedRequest
-from tests.fleet_support import ROOT, TOKEN
+from tests.fleet_support import ROOT, TOKEN, counting_commands
 from tests.redis_server import RedisServer
 
 CREDITS = f"GET {CREDITS_PATH}"
@@ -176,14 +176,7 @@ async def test_calls_make_no_redis_round_trip(
     emu: Emulator, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     store = RedisJobStore(redis_server.url)
-    sent: list[tuple[Any, ...]] = []
-    original = store.redis.execute_command
-
-    async def counted(*args: Any, **options: Any) -> Any:
-        sent.append(args)
-        return await original(*args, **options)
-
-    store.redis.execute_command = counted  # type: ignore[method-assign]
+    sent = counting_commands(store)
     async with NemoClient(
         base_url=emu.url, token=TOKEN, home=tmp_path / "a", job_store=store
     ) as nemo:
