@@ -8,15 +8,30 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from nemo_sync import NemoClient, RedisJobStore, Session
+from nemo_sync.emulator import Emulator
+from tests.render_doubles import BytesRenderBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 # A clip the render double accepts, and the user token the fleet tests' hosts share.
 CLIP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + bytes(2048)
 TOKEN = "fleet-token"
+
+
+@asynccontextmanager
+async def fleet_emulator(render_seconds: float) -> AsyncIterator[Emulator]:
+    """The emulator the fleet's hosts share: renders of ``render_seconds`` (known bytes, no
+    video), and TOKEN accepted."""
+    async with Emulator(
+        render_backend=BytesRenderBackend(b"video"), render_seconds=render_seconds
+    ) as emulator:
+        emulator.add_token(TOKEN)
+        yield emulator
 
 
 async def new_draft(nemo: NemoClient) -> tuple[Session, dict[str, Any]]:

@@ -23,9 +23,8 @@ from nemo_sync import JobStore, JobStoreUnavailableError, NemoClient, RedisJobSt
 from nemo_sync._contract import RENDER_PATH, path_segment
 from nemo_sync._jobstore import FileJobStore
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import ROOT, TOKEN, new_draft
+from tests.fleet_support import ROOT, TOKEN, fleet_emulator, new_draft
 from tests.redis_server import RedisServer
-from tests.render_doubles import BytesRenderBackend
 
 SUBMIT = RENDER_PATH  # a render submission (GETs of one go to RENDER_PATH/<id>)
 ID_SHAPE = re.compile(r"render_\d{13}(_\d+)?")
@@ -44,10 +43,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(
-        render_backend=BytesRenderBackend(b"video"), render_seconds=0.1
-    ) as emulator:
-        emulator.add_token(TOKEN)
+    async with fleet_emulator(render_seconds=0.1) as emulator:
         yield emulator
 
 

@@ -19,19 +19,15 @@ import pytest
 import nemo_sync
 from nemo_sync import NemoClient, RedisJobStore, RenderResult
 from nemo_sync.emulator import Emulator
-from tests.fleet_support import TOKEN, HostProcesses, new_draft
+from tests.fleet_support import TOKEN, HostProcesses, fleet_emulator, new_draft
 from tests.redis_server import RedisServer
-from tests.render_doubles import BytesRenderBackend
 
 TTL = 2.0
 
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(
-        render_backend=BytesRenderBackend(b"video"), render_seconds=1.0
-    ) as emulator:
-        emulator.add_token(TOKEN)
+    async with fleet_emulator(render_seconds=1.0) as emulator:
         yield emulator
 
 
